@@ -1,0 +1,1 @@
+"""MarketLab core: all logic, no streamlit. Runs headless in tests, bench, the CLI and on the GPU box."""

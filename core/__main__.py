@@ -1,0 +1,139 @@
+"""The command line: ``python -m core {demo,ingest} ...``.
+
+Every subcommand takes ``--db PATH`` and ``--json``, exits 0 on success, and on failure prints
+one clear line to stderr (no traceback) and exits non-zero: 2 for a problem with the input
+or the command, 1 for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from core.config import load_settings
+from core.errors import MarketLabError
+from core.store import Store
+
+EXIT_USER_ERROR = 2
+EXIT_BUG = 1
+
+
+def _parse_json_object(text: str, what: str) -> dict[str, str]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MarketLabError(f"{what} must be a JSON object, e.g. '{{\"visitorid\": \"user_id\"}}' ({e.msg}).", title="Bad option") from e
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise MarketLabError(f"{what} must be a JSON object of text to text.", title="Bad option")
+    return value
+
+
+def _parse_constants(items: Sequence[str]) -> dict[str, str]:
+    constants = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise MarketLabError(f"--set takes FIELD=VALUE, got {item!r}.", title="Bad option")
+        constants[name.strip()] = value
+    return constants
+
+
+def _emit(payload: dict[str, object], as_json: bool, human: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if as_json else human)
+
+
+def cmd_demo(args: argparse.Namespace, store: Store) -> int:
+    from core.sample_data import build_demo
+
+    if args.if_empty and not store.is_empty():
+        _emit({"seeded": False, "reason": "store not empty", **store.counts()}, args.json, "The store already has data; nothing to do.")
+        return 0
+
+    def progress(fraction: float, message: str) -> None:
+        if not args.json:
+            print(f"  {fraction:4.0%}  {message}", file=sys.stderr)
+
+    summary = build_demo(store, seed=args.seed, scale=args.scale, replace=args.replace, progress=progress)
+    payload = {"seeded": True, **summary.__dict__}
+    _emit(payload, args.json, f"Demo store ready in {store.path}: {summary.products} products, {summary.users} users, "
+          f"{summary.events} events, {summary.reviews} reviews, {summary.variants} copy variants ({summary.seconds:.1f} s).")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
+    from core.ingest import InvalidRowsError, ingest_file
+
+    mapping = _parse_json_object(args.mapping, "--mapping") if args.mapping else None
+    try:
+        report = ingest_file(
+            store, args.table, args.file,
+            mapping=mapping, constants=_parse_constants(args.set), skip_invalid=args.skip_invalid,
+            max_bytes=load_settings().max_upload_bytes, encoding=args.encoding, dry_run=args.dry_run,
+        )
+    except InvalidRowsError as e:
+        # The report still goes to stdout: a script can read every rejected line's reason.
+        if args.json:
+            print(json.dumps(e.report.to_dict(), indent=2, default=str))
+        raise
+    verb = "Would import" if args.dry_run else "Imported"
+    human = (f"{verb} {report.inserted + report.updated} of {report.rows} rows into {report.table} "
+             f"({report.inserted} new, {report.updated} updated, {report.rejected} rejected).")
+    for warning in report.warnings:
+        human += f"\n  note: {warning}"
+    for rejection in report.rejections[:10]:
+        human += f"\n  rejected line {rejection['line']}: {rejection['reason']}"
+    _emit(report.to_dict(), args.json, human)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="MarketLab from the command line.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="DuckDB file (default: $MARKETLAB_DB or data/marketlab.duckdb)")
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", parents=[common], help="seed the demo store")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--scale", type=float, default=1.0, help="1.0 = ~1M events; smaller for quick trials")
+    demo.add_argument("--replace", action="store_true", help="replace existing data")
+    demo.add_argument("--if-empty", action="store_true", help="seed only when the store has no data (used by make run)")
+    demo.set_defaults(func=cmd_demo)
+
+    ingest = sub.add_parser("ingest", parents=[common], help="import a file into products, events, users or reviews")
+    ingest.add_argument("table", choices=["products", "events", "users", "reviews"])
+    ingest.add_argument("file")
+    ingest.add_argument("--mapping", help='JSON object from source column to field, e.g. \'{"visitorid": "user_id"}\'')
+    ingest.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a fixed value for a field with no column, e.g. event_name=purchase")
+    ingest.add_argument("--skip-invalid", action="store_true", help="commit the valid rows even if some are rejected")
+    ingest.add_argument("--encoding", default="auto", help="text encoding (default: detected)")
+    ingest.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+    ingest.set_defaults(func=cmd_ingest)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        db = args.db or str(load_settings().db_path)
+        store = Store(db)
+        try:
+            return args.func(args, store)
+        finally:
+            store.close()
+    except MarketLabError as e:
+        print(f"error: {e.title}: {e.msg}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the CLI contract: one line, never a traceback
+        print(f"error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""One exception family, titled for the user.
+
+Library errors are wrapped once, where they happen, so that pages can show ``e.title`` and
+``e.msg`` and the CLI can print one clear line without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MarketLabError(Exception):
+    """An error a user can act on: ``title`` says what failed, ``msg`` says why and what to do."""
+
+    default_title = "Something went wrong"
+
+    def __init__(self, msg: str, title: str | None = None) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.title = title or self.default_title
+
+    def __str__(self) -> str:
+        return f"{self.title}: {self.msg}"
+
+
+class ConfigError(MarketLabError):
+    default_title = "Invalid setting"
+
+
+class StoreError(MarketLabError):
+    default_title = "The database could not be used"
+
+
+class UploadError(MarketLabError):
+    """The file as a whole cannot be read (empty, binary, too large, undecodable, unknown format)."""
+
+    default_title = "This file cannot be imported"
+
+
+class MappingError(MarketLabError):
+    """The column mapping is incomplete or contradictory."""
+
+    default_title = "The column mapping needs attention"
+
+
+class QueryError(MarketLabError):
+    default_title = "The query could not run"

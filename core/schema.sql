@@ -1,0 +1,102 @@
+-- MarketLab schema. Every CREATE TABLE lives here, in numbered migrations.
+-- core/store.py runs each "-- migration: N" section whose N is above the database's
+-- schema_version, in order, each in its own transaction. Never edit a released section:
+-- add a new one.
+
+-- migration: 1
+CREATE TABLE products (
+    product_id  VARCHAR PRIMARY KEY,
+    title       VARCHAR NOT NULL,
+    brand       VARCHAR,
+    category    VARCHAR,
+    price       DOUBLE CHECK (price >= 0),
+    currency    VARCHAR,
+    attributes  JSON,            -- every uploaded column not in the contract, by its source name
+    description VARCHAR,
+    updated_at  TIMESTAMP NOT NULL
+);
+
+CREATE TABLE users (
+    user_id     VARCHAR PRIMARY KEY,
+    first_seen  TIMESTAMP,
+    country     VARCHAR,
+    attributes  JSON             -- extra profile columns
+);
+
+-- No primary key: a real log repeats (user_id, ts, event_name) for different products, and
+-- an index would slow the million-row loads. Re-uploads replace rows on the natural key
+-- (user_id, ts, event_name, product_id) inside the ingest transaction instead.
+CREATE TABLE events (
+    user_id     VARCHAR NOT NULL,
+    ts          TIMESTAMP NOT NULL,   -- UTC, no time zone
+    event_name  VARCHAR NOT NULL,
+    product_id  VARCHAR,
+    session_id  VARCHAR,
+    campaign    VARCHAR,
+    variant_id  VARCHAR,
+    device      VARCHAR,
+    source      VARCHAR,
+    revenue     DOUBLE
+);
+
+CREATE TABLE reviews (
+    review_id   VARCHAR PRIMARY KEY,  -- generated from the row's content when a file has none
+    product_id  VARCHAR,
+    user_id     VARCHAR,
+    rating      INTEGER CHECK (rating BETWEEN 1 AND 5),
+    title       VARCHAR,
+    text        VARCHAR,
+    ts          TIMESTAMP
+);
+
+CREATE TABLE copy_variants (
+    variant_id  VARCHAR PRIMARY KEY,
+    product_id  VARCHAR NOT NULL,
+    channel     VARCHAR NOT NULL,
+    tone        VARCHAR,
+    segment_id  VARCHAR,
+    fields      JSON NOT NULL,        -- {"headline": ..., "description": ...}
+    model       VARCHAR,
+    params      JSON,                 -- temperature, seed, prompt: the audit trail
+    scores      JSON,
+    status      VARCHAR NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'approved', 'rejected')),
+    created_at  TIMESTAMP NOT NULL
+);
+
+CREATE TABLE segment_runs (
+    run_id      VARCHAR PRIMARY KEY,
+    created_at  TIMESTAMP NOT NULL,
+    method      VARCHAR NOT NULL,
+    features    JSON,
+    k           INTEGER,
+    quality     JSON,
+    params      JSON
+);
+
+CREATE TABLE segments (
+    run_id      VARCHAR NOT NULL,
+    segment_id  VARCHAR NOT NULL,
+    name        VARCHAR,
+    persona     VARCHAR,
+    profile     JSON,
+    PRIMARY KEY (run_id, segment_id)
+);
+
+CREATE TABLE user_segments (
+    run_id      VARCHAR NOT NULL,
+    user_id     VARCHAR NOT NULL,
+    segment_id  VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, user_id)
+);
+
+-- One row per committed upload: what came in, from which file, with what result.
+CREATE TABLE ingest_log (
+    ingested_at TIMESTAMP NOT NULL,
+    table_name  VARCHAR NOT NULL,
+    file_name   VARCHAR,
+    file_sha256 VARCHAR,
+    rows_in_file INTEGER,
+    inserted    INTEGER,
+    updated     INTEGER,
+    rejected    INTEGER
+);

@@ -1,0 +1,144 @@
+"""The one place that talks to DuckDB.
+
+A ``Store`` owns one DuckDB connection per process; every caller borrows a cursor for the
+duration of one piece of work (``with store.cursor() as cur``). DuckDB cursors are
+independent connections to the same database, which is what makes one store safe to share
+between Streamlit sessions running on different threads.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from core.errors import QueryError, StoreError
+
+TABLES = ("products", "users", "events", "reviews", "copy_variants", "segment_runs", "segments", "user_segments", "ingest_log")
+
+_MIGRATION_HEADER = re.compile(r"^-- migration: (\d+)\s*$", re.MULTILINE)
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered sections of schema.sql, in order."""
+    text = resources.files("core").joinpath("schema.sql").read_text(encoding="utf-8")
+    parts = _MIGRATION_HEADER.split(text)
+    # split() gives [preamble, n1, sql1, n2, sql2, ...]
+    numbered = [(int(n), sql) for n, sql in zip(parts[1::2], parts[2::2])]
+    versions = [n for n, _ in numbered]
+    if versions != list(range(1, len(versions) + 1)):
+        raise StoreError(f"schema.sql migrations must be numbered 1, 2, 3…; found {versions}.")
+    return numbered
+
+
+SCHEMA_VERSION = len(migrations())
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for DuckDB. Only for names already checked against the schema."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Store:
+    """A migrated DuckDB database. Create one per process and pass it in."""
+
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():
+                raise StoreError(
+                    f"{self.path} is open in another process (another MarketLab or a script). "
+                    "Close it, or point MARKETLAB_DB at another file.",
+                    title="The database file is locked",
+                ) from e
+            raise StoreError(str(e), title="The database file could not be opened") from e
+        except duckdb.Error as e:
+            raise StoreError(str(e), title="The database file could not be opened") from e
+        self._write_lock = threading.Lock()
+        if not read_only:
+            self.migrate()
+
+    def close(self) -> None:
+        self._con.close()
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for this thread's piece of work; closed afterwards."""
+        cur = self._con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside BEGIN … COMMIT; anything raised rolls the whole piece back."""
+        # Writers take turns: DuckDB's optimistic concurrency aborts one of two transactions
+        # that touch the same rows, and a marketer's upload should wait, not fail.
+        with self._write_lock, self.cursor() as cur:
+            cur.begin()
+            try:
+                yield cur
+            except BaseException:
+                cur.rollback()
+                raise
+            cur.commit()
+
+    def schema_version(self) -> int:
+        with self.cursor() as cur:
+            exists = cur.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+            ).fetchone()[0]
+            if not exists:
+                return 0
+            row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
+            return int(row[0] or 0)
+
+    def migrate(self) -> int:
+        """Bring the database up to SCHEMA_VERSION; returns the version it is at."""
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} is at schema version {current}, newer than this MarketLab ({SCHEMA_VERSION}). Upgrade MarketLab.",
+                title="The database is from a newer MarketLab",
+            )
+        for version, sql in migrations():
+            if version <= current:
+                continue
+            with self.transaction() as cur:
+                cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP DEFAULT current_timestamp)")
+                cur.execute(sql)
+                cur.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+        return SCHEMA_VERSION
+
+    def columns(self, table: str) -> list[str]:
+        """Column names of a MarketLab table, in order; the allow-list for user-chosen identifiers."""
+        if table not in TABLES:
+            raise QueryError(f"Unknown table {table!r}.")
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def count(self, table: str) -> int:
+        if table not in TABLES:
+            raise QueryError(f"Unknown table {table!r}.")
+        with self.cursor() as cur:
+            return int(cur.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        return {t: self.count(t) for t in ("products", "users", "events", "reviews", "copy_variants")}
+
+    def is_empty(self) -> bool:
+        return not any(self.counts().values())

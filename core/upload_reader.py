@@ -1,0 +1,327 @@
+"""Uploaded bytes -> a table of raw cells, or one clear reason why not.
+
+Formats: CSV/TSV (any delimiter of , ; tab |), Excel .xlsx, JSON (array of objects), JSON
+Lines and Parquet. Text files are decoded by BOM, then strict UTF-8, then a detector limited
+to the legacy encodings marketers' exports actually use; a UTF-8 file with broken bytes is
+refused with the line of the first bad byte rather than silently mangled.
+
+CSV cells stay strings: validation (core/ingest.py) decides what "17850.0" or "$12.50"
+means, with a reason per row when it cannot. Parquet and JSON keep their native types.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+import pandas as pd
+from charset_normalizer import from_bytes
+
+from core.errors import UploadError
+
+FORMATS = ("csv", "tsv", "xlsx", "json", "jsonl", "parquet")
+EXTENSIONS = {
+    ".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv",
+    ".xlsx": "xlsx", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
+}
+# Legacy encodings tried when a file is not UTF-8. Kept short on purpose: with a long list
+# the detector confuses short Western text with Cyrillic or Big5 (measured on 2-line files).
+LEGACY_ENCODINGS = ("cp1252", "gb18030", "shift_jis")
+ENCODING_CHOICES = ("auto", "utf-8", *LEGACY_ENCODINGS, "latin-1", "utf-16")
+DELIMITERS = (",", ";", "\t", "|")
+# An xlsx is a zip; refuse one that would inflate past this multiple of the upload limit.
+MAX_XLSX_INFLATION = 20
+
+
+@dataclass
+class RawTable:
+    """The file's rows before mapping. ``lines[i]`` is where row i starts in the file, for messages."""
+
+    file_name: str
+    format: str
+    frame: pd.DataFrame
+    lines: list[int]
+    sha256: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.frame.columns]
+
+
+def safe_file_name(name: str) -> str:
+    """The base name only: an upload's name is shown and logged, never used as a path."""
+    base = PurePath(name.replace("\\", "/")).name
+    cleaned = "".join(ch for ch in base if ch.isprintable())
+    return cleaned[:200] or "upload"
+
+
+def read_upload(name: str, data: bytes, *, max_bytes: int | None = None, encoding: str = "auto") -> RawTable:
+    """Parse an uploaded file. Raises UploadError with a message a marketer can act on."""
+    file_name = safe_file_name(name)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise UploadError(
+            f"{file_name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB "
+            "(setting MARKETLAB_MAX_UPLOAD_MB).",
+            title="File too large",
+        )
+    if not data.strip():
+        raise UploadError(f"{file_name} is empty.", title="Empty file")
+    fmt = _detect_format(file_name, data)
+    sha = hashlib.sha256(data).hexdigest()
+    if fmt in ("csv", "tsv"):
+        raw = _read_delimited(file_name, data, fmt, encoding)
+    elif fmt == "xlsx":
+        raw = _read_xlsx(file_name, data, max_bytes)
+    elif fmt == "json":
+        raw = _read_json(file_name, _decode(file_name, data, encoding)[0])
+    elif fmt == "jsonl":
+        raw = _read_jsonl(file_name, _decode(file_name, data, encoding)[0])
+    else:
+        raw = _read_parquet(file_name, data)
+    raw.sha256 = sha
+    raw.frame.columns = _clean_headers(list(raw.frame.columns))
+    if raw.frame.empty:
+        raise UploadError(f"{file_name} has a header but no data rows.", title="No rows to import")
+    return raw
+
+
+def _detect_format(file_name: str, data: bytes) -> str:
+    """Trust the content's signature over the name: exports get renamed."""
+    suffix = PurePath(file_name.lower()).suffix
+    by_name = EXTENSIONS.get(suffix)
+    if data[:4] == b"PAR1":
+        return "parquet"
+    if data[:4] == b"PK\x03\x04":
+        if by_name not in (None, "xlsx"):
+            raise UploadError(
+                f"{file_name} is a zip or Excel file, not {suffix[1:].upper()} text. Upload it as .xlsx, or export it as CSV.",
+                title="Unexpected file type",
+            )
+        return "xlsx"
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise UploadError(f"{file_name} is an old Excel (.xls) file. Save it as .xlsx or CSV.", title="Unsupported file type")
+    if by_name is None:
+        raise UploadError(
+            f"{file_name}: unknown file type {suffix or '(none)'}. Supported: .csv, .tsv, .xlsx, .json, .jsonl, .parquet.",
+            title="Unsupported file type",
+        )
+    if by_name in ("xlsx", "parquet"):
+        raise UploadError(f"{file_name} does not contain {by_name} data (the file is damaged or renamed).", title="Damaged file")
+    return by_name
+
+
+def _decode(file_name: str, data: bytes, encoding: str) -> tuple[str, str]:
+    """Text and the encoding used. Refuses binary data and corrupted UTF-8 with the line."""
+    if encoding != "auto":
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError as e:
+            line = data[: e.start].count(b"\n") + 1
+            raise UploadError(f"{file_name} is not valid {encoding}: bad bytes on line {line}.", title="Wrong encoding") from e
+        except LookupError as e:
+            raise UploadError(f"Unknown encoding {encoding!r}.", title="Wrong encoding") from e
+    if data.startswith(b"\xef\xbb\xbf"):
+        enc = "utf-8-sig"
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        enc = "utf-16"
+    else:
+        enc = "utf-8"
+    if enc != "utf-16" and b"\x00" in data[:65536]:
+        raise UploadError(f"{file_name} contains binary data, not text. Is it the right file?", title="Not a text file")
+    try:
+        text = data.decode(enc)
+    except UnicodeDecodeError as e:
+        text, enc = _decode_legacy(file_name, data, e)
+    if _looks_binary(text):
+        raise UploadError(f"{file_name} contains binary data, not text. Is it the right file?", title="Not a text file")
+    return text, enc
+
+
+def _decode_legacy(file_name: str, data: bytes, utf8_error: UnicodeDecodeError) -> tuple[str, str]:
+    line = data[: utf8_error.start].count(b"\n") + 1
+    # Mostly valid multi-byte UTF-8 means the file *is* UTF-8 with damage: guessing a legacy
+    # encoding would turn every accent into mojibake, so refuse and point at the line. "Mostly",
+    # not "any": GB18030 text holds valid UTF-8 byte pairs by chance (保温水杯 contains ˮ), about
+    # a quarter of its non-ASCII bytes, while a damaged UTF-8 file is almost all valid.
+    repaired = data.decode("utf-8", errors="replace")
+    high_bytes = len(data.translate(None, bytes(range(128))))  # counted in C: files are large
+    valid_bytes = len(repaired.encode("utf-8")) - (len(data) - high_bytes) - 3 * repaired.count("\ufffd")
+    if valid_bytes * 2 > high_bytes:
+        raise UploadError(
+            f"{file_name} is UTF-8 but has undecodable bytes on line {line} "
+            f"(byte 0x{data[utf8_error.start]:02x}). Fix or remove that line, or choose the encoding by hand.",
+            title="Undecodable text",
+        ) from utf8_error
+    best = from_bytes(data, cp_isolation=list(LEGACY_ENCODINGS)).best()
+    if best is None:
+        raise UploadError(
+            f"{file_name} is not UTF-8 (bad bytes on line {line}) and no known encoding fits. "
+            "Choose the encoding by hand or re-export the file as UTF-8.",
+            title="Undecodable text",
+        ) from utf8_error
+    return str(best), best.encoding
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:65536]
+    control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
+    return control > max(8, len(sample) // 100) or "\ufffd" * 4 in sample
+
+
+def _sniff_delimiter(text: str, fmt: str) -> str:
+    if fmt == "tsv":
+        return "\t"
+    # The header line decides: csv.Sniffer is easily misled by commas inside quoted text
+    # (descriptions), while a header's separators are almost never quoted.
+    first_line = text.split("\n", 1)[0]
+    counts = {d: first_line.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _read_delimited(file_name: str, data: bytes, fmt: str, encoding: str) -> RawTable:
+    text, enc = _decode(file_name, data, encoding)
+    delimiter = _sniff_delimiter(text, fmt)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, na_filter=False,
+            skip_blank_lines=False, engine="c", quotechar='"', doublequote=True,
+        )
+    except pd.errors.EmptyDataError as e:
+        raise UploadError(f"{file_name} has no header row.", title="Empty file") from e
+    except (pd.errors.ParserError, ValueError) as e:
+        raise UploadError(f"{file_name} could not be read as {fmt.upper()}: {_malformed_reason(text, delimiter, e)}", title="Malformed file") from e
+    # Line where each record starts: header is line 1; quoted newlines push later rows down.
+    if text.count("\n") - text.endswith("\n") <= len(frame):  # no newline inside a quoted cell
+        lines = list(range(2, len(frame) + 2))
+    else:
+        newlines_inside = frame.apply(lambda col: col.str.count("\n")).sum(axis=1)
+        lines = (2 + pd.RangeIndex(len(frame)) + newlines_inside.cumsum().shift(fill_value=0)).astype(int).tolist()
+    blank = (frame == "").all(axis=1)
+    frame = frame.loc[~blank].reset_index(drop=True)
+    lines = [ln for ln, is_blank in zip(lines, blank) if not is_blank]
+    frame = frame.replace({"": None})
+    return RawTable(file_name, fmt, frame, lines, "", encoding=enc, delimiter=delimiter)
+
+
+def _malformed_reason(text: str, delimiter: str, error: Exception) -> str:
+    """Where the file breaks, by file line. pandas counts records, which is wrong after a
+    quoted newline; the csv module knows the physical line each record starts on."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"', doublequote=True)
+    try:
+        header = next(reader)
+        start = reader.line_num + 1
+        for record in reader:
+            if len(record) > len(header):
+                return (f"line {start} has {len(record)} fields but the header has {len(header)}. "
+                        "Is a value containing the delimiter missing its quotes?")
+            start = reader.line_num + 1
+    except csv.Error:
+        pass
+    return str(error).strip()
+
+
+def _read_xlsx(file_name: str, data: bytes, max_bytes: int | None) -> RawTable:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as e:
+        raise UploadError(f"{file_name} is not a valid .xlsx file.", title="Damaged file") from e
+    limit = (max_bytes or 200 * 2**20) * MAX_XLSX_INFLATION
+    if inflated > limit:
+        raise UploadError(
+            f"{file_name} would expand to {inflated / 2**20:.0f} MB when opened; refused to protect the server.",
+            title="File too large",
+        )
+    try:
+        sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=object, engine="openpyxl")
+    except Exception as e:  # openpyxl raises many kinds for damaged workbooks
+        raise UploadError(f"{file_name} could not be read as Excel: {e}", title="Damaged file") from e
+    if not sheets:
+        raise UploadError(f"{file_name} has no sheets.", title="Empty file")
+    name, frame = next(iter(sheets.items()))
+    warnings = [f"Read the first sheet, {name!r}; {len(sheets) - 1} other sheet(s) ignored."] if len(sheets) > 1 else []
+    frame = frame.dropna(how="all")
+    lines = [int(i) + 2 for i in frame.index]  # spreadsheet row numbers: header is row 1
+    frame = frame.reset_index(drop=True).astype(object).where(frame.notna().reset_index(drop=True), None)
+    return RawTable(file_name, "xlsx", frame, lines, "", warnings=warnings)
+
+
+def _records_frame(records: list[object], file_name: str, where: list[int], unit: str) -> RawTable:
+    for record, position in zip(records, where):
+        if not isinstance(record, dict):
+            raise UploadError(f"{file_name}: {unit} {position} is not an object with named fields.", title="Malformed JSON")
+    # Nested objects and lists stay JSON text; validation decides whether they are attributes.
+    flat = [{k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for k, v in r.items()} for r in records]  # type: ignore[union-attr]
+    frame = pd.DataFrame.from_records(flat)
+    frame = frame.astype(object).where(frame.notna(), None)
+    return RawTable(file_name, "json", frame, where, "")
+
+
+def _read_json(file_name: str, text: str) -> RawTable:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UploadError(f"{file_name} is not valid JSON (line {e.lineno}: {e.msg}).", title="Malformed JSON") from e
+    if isinstance(parsed, dict):
+        # {"products": [...]} — one list of objects inside an object is common for API exports
+        lists = [v for v in parsed.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise UploadError(f"{file_name}: expected a JSON array of objects.", title="Malformed JSON")
+        parsed = lists[0]
+    if not isinstance(parsed, list):
+        raise UploadError(f"{file_name}: expected a JSON array of objects.", title="Malformed JSON")
+    if not parsed:
+        raise UploadError(f"{file_name} holds an empty list.", title="No rows to import")
+    raw = _records_frame(parsed, file_name, list(range(1, len(parsed) + 1)), "record")
+    return raw
+
+
+def _read_jsonl(file_name: str, text: str) -> RawTable:
+    records, lines = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise UploadError(f"{file_name}: line {number} is not valid JSON ({e.msg}).", title="Malformed JSON Lines") from e
+        lines.append(number)
+    if not records:
+        raise UploadError(f"{file_name} is empty.", title="Empty file")
+    raw = _records_frame(records, file_name, lines, "line")
+    raw.format = "jsonl"
+    return raw
+
+
+def _read_parquet(file_name: str, data: bytes) -> RawTable:
+    try:
+        frame = pd.read_parquet(io.BytesIO(data))
+    except Exception as e:  # pyarrow's errors are many and unexported
+        raise UploadError(f"{file_name} could not be read as Parquet: {e}", title="Damaged file") from e
+    return RawTable(file_name, "parquet", frame.reset_index(drop=True), list(range(1, len(frame) + 1)), "")
+
+
+def _clean_headers(columns: list[object]) -> list[str]:
+    """Strip whitespace and BOMs; name blank headers; make duplicates distinct (a, a_2)."""
+    seen: dict[str, int] = {}
+    out = []
+    for position, column in enumerate(columns, start=1):
+        name = str(column).replace("\ufeff", "").strip()
+        if not name or name.lower().startswith("unnamed:"):
+            name = f"column_{position}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 1
+        out.append(name)
+    return out

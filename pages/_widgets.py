@@ -1,0 +1,177 @@
+"""Reusable widget groups. Each returns plain values or draws one thing; no SQL, no logic."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import streamlit as st
+
+from core.contracts import ATTRIBUTE, IGNORE, contract
+from core.errors import MarketLabError
+from core.exports import safe_csv_bytes
+from core.ingest import IngestPlan, IngestReport, commit, prepare
+from core.store import Store
+from core.upload_reader import ENCODING_CHOICES, RawTable, read_upload
+from core.config import load_settings
+
+UPLOAD_TYPES = ["csv", "tsv", "txt", "xlsx", "json", "jsonl", "ndjson", "parquet"]
+PREVIEW_ROWS = 20
+SHOWN_ROWS = 1000  # row-by-row tables beyond this are downloadable, not drawn
+
+
+def show_error(error: MarketLabError) -> None:
+    st.error(f"**{error.title}**  \n{plain(error.msg)}")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def plain(text: object) -> str:
+    """User data for a markdown widget, shown literally: no links, emphasis or HTML from a product title."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def _plan_key(raw: RawTable, table: str, mapping: dict[str, str], constants: dict[str, str]) -> tuple:
+    return (table, raw.sha256, raw.encoding, tuple(sorted(mapping.items())), tuple(sorted(constants.items())))
+
+
+def _read(name: str, data: bytes, encoding: str) -> RawTable:
+    cache = st.session_state.setdefault("_raw_cache", {})
+    key = (name, hash(data), encoding)
+    if key not in cache:
+        cache.clear()  # one file at a time per session: uploads can be large
+        cache[key] = read_upload(name, data, max_bytes=load_settings().max_upload_bytes, encoding=encoding)
+    return cache[key]
+
+
+def mapping_editor(raw: RawTable, table: str, suggested: dict[str, str], key: str) -> tuple[dict[str, str], dict[str, str]]:
+    """One dropdown per source column (suggestion preselected) and fixed values for unmapped fields."""
+    spec = contract(table)
+    mapping: dict[str, str] = {}
+    columns = st.columns(3)
+    for i, source in enumerate(raw.columns):
+        sample = raw.frame[source].dropna().head(1)
+        hint = f"e.g. {str(sample.iloc[0])[:60]}" if len(sample) else "empty column"
+        options = spec.targets
+        mapping[source] = columns[i % 3].selectbox(
+            source, options, index=options.index(suggested[source]), key=f"{key}_map_{source}", help=hint,
+        )
+    unmapped = [f for f in spec.fields if f.name not in mapping.values() and f.kind in ("text", "id")]
+    constants: dict[str, str] = {}
+    if unmapped:
+        with st.popover("Fixed values for fields with no column"):
+            st.caption("E.g. an orders export has no event column: every row is a `purchase`.")
+            for fld in unmapped:
+                constants[fld.name] = st.text_input(fld.name, key=f"{key}_const_{fld.name}", help=fld.help).strip()
+    return mapping, {k: v for k, v in constants.items() if v}
+
+
+def report_metrics(inserted: int, updated: int, rejected: int) -> None:
+    a, b, c = st.columns(3)
+    a.metric("New rows", f"{inserted:,}")
+    b.metric("Updated rows", f"{updated:,}")
+    c.metric("Rejected rows", f"{rejected:,}")
+
+
+def _show_plan(plan: IngestPlan, key: str) -> None:
+    report_metrics(plan.inserted, plan.updated, len(plan.rejected))
+    for warning in [*plan.raw.warnings, *plan.warnings]:
+        st.info(warning)
+    rows = plan.rows()
+    rejected_tab, all_tab = st.tabs([f"Rejected ({len(plan.rejected):,})", f"Every row ({len(rows):,})"])
+    with rejected_tab:
+        if plan.rejected.empty:
+            st.success("Every row is valid.")
+        else:
+            st.dataframe(plan.rejected.head(SHOWN_ROWS), hide_index=True, width="stretch")
+            st.download_button(
+                "Download rejected rows with reasons (CSV)", safe_csv_bytes(plan.rejected),
+                file_name=f"rejected-{plan.raw.file_name}.csv", mime="text/csv", key=f"{key}_rejected_csv",
+            )
+    with all_tab:
+        action = st.segmented_control("Show", ["insert", "update", "reject"], selection_mode="multi",
+                                      default=["insert", "update", "reject"], key=f"{key}_actions")
+        shown = rows[rows["action"].isin(action or [])]
+        st.dataframe(shown.head(SHOWN_ROWS), hide_index=True, width="stretch")
+        if len(shown) > SHOWN_ROWS:
+            st.caption(f"First {SHOWN_ROWS:,} of {len(shown):,} rows shown.")
+
+
+def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
+    """Upload → preview → mapping → row-by-row check → commit. Returns the report once committed."""
+    upload = st.file_uploader(
+        f"Upload {table} (CSV, TSV, Excel, JSON, JSON Lines or Parquet)", type=UPLOAD_TYPES, key=f"{key}_upload",
+        help=f"Up to {load_settings().max_upload_mb:g} MB. Nothing is written until you commit.",
+    )
+    done = st.session_state.get(f"{key}_done")
+    if upload is None:
+        st.session_state.pop(f"{key}_done", None)
+        return None
+    encoding = st.selectbox("Text encoding", ENCODING_CHOICES, key=f"{key}_encoding",
+                            help="Detected automatically; choose one if accents look wrong.")
+    try:
+        raw = _read(upload.name, upload.getvalue(), encoding)
+    except MarketLabError as e:
+        show_error(e)
+        return None
+    details = f"{raw.format.upper()}, {len(raw.frame):,} rows, {len(raw.columns)} columns"
+    if raw.encoding:
+        details += f", {raw.encoding}"
+    if raw.delimiter:
+        details += f", delimiter {raw.delimiter!r}"
+    st.caption(plain(f"{raw.file_name}: {details}"))
+    if done and done["sha"] == raw.sha256:
+        report: IngestReport = done["report"]
+        st.success(f"Imported {report.inserted + report.updated:,} rows into {table}: "
+                   f"{report.inserted:,} new, {report.updated:,} updated"
+                   + (f", {report.rejected:,} invalid rows skipped." if report.rejected else "."))
+        return report
+
+    with st.expander("Preview", expanded=False):
+        st.dataframe(raw.frame.head(PREVIEW_ROWS), hide_index=True, width="stretch")
+
+    from core.contracts import suggest_mapping
+
+    st.markdown("**Column mapping** — where each column of the file goes")
+    mapping, constants = mapping_editor(raw, table, suggest_mapping(raw.frame, table), key)
+    plans = st.session_state.setdefault("_plan_cache", {})
+    plan_key = _plan_key(raw, table, mapping, constants)
+    if plan_key not in plans:
+        plans.clear()
+        try:
+            with st.spinner(f"Checking {len(raw.frame):,} rows…"):
+                plans[plan_key] = prepare(store, raw, table, mapping, constants)
+        except MarketLabError as e:
+            show_error(e)
+            return None
+    plan: IngestPlan = plans[plan_key]
+
+    st.markdown("**What will happen**")
+    _show_plan(plan, key)
+    skip_invalid = False
+    if len(plan.rejected):
+        skip_invalid = st.checkbox(
+            f"Commit only the {len(plan.valid):,} valid rows", key=f"{key}_skip_invalid",
+            help="By default a file with any invalid row is rejected whole.",
+        )
+    can_commit = len(plan.valid) > 0 and (not len(plan.rejected) or skip_invalid)
+    label = f"Commit {len(plan.valid):,} rows to {table}"
+    if st.button(label, type="primary", disabled=not can_commit, key=f"{key}_commit"):
+        try:
+            with st.spinner("Writing…"):
+                report = commit(store, plan, skip_invalid=skip_invalid)
+        except MarketLabError as e:
+            show_error(e)
+            return None
+        plans.clear()
+        st.cache_data.clear()
+        st.session_state[f"{key}_done"] = {"sha": raw.sha256, "report": report}
+        st.rerun()
+    if not can_commit and len(plan.rejected):
+        st.warning(f"{len(plan.rejected):,} rows are invalid, so nothing will be written unless you choose to commit only the valid rows.")
+    return None
+
+
+def product_label(row: pd.Series) -> str:
+    return f"{row['title']} · {row['product_id']}"

@@ -1,0 +1,52 @@
+"""Overview: what is in the store, at a glance."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.config import SETTINGS, load_settings
+from core.overview import overview
+from pages._resources import get_store
+from pages._widgets import plain
+
+store = get_store()
+st.title("MarketLab")
+st.caption("Catalog, copy, segments and funnels for your store — in one loop.")
+
+info = overview(store)
+counts = info.counts
+cols = st.columns(5)
+for col, (label, table) in zip(cols, [("Products", "products"), ("Users", "users"), ("Events", "events"), ("Reviews", "reviews"), ("Copy variants", "copy_variants")]):
+    col.metric(label, f"{counts[table]:,}")
+
+if not any(counts.values()):
+    st.info("The store is empty. Seed the demo store with `python -m core demo` (or `make run`), or import your own files on **Import data** and **Catalog**.")
+    st.stop()
+
+if info.first_event is not None:
+    days = (info.last_event - info.first_event).days + 1
+    st.subheader(f"Events, {info.first_event:%d %b %Y} – {info.last_event:%d %b %Y} ({days} days)")
+    fig = px.line(info.events_by_day, x="day", y="events", color="event_name", log_y=True,
+                  title="Events per day by event name (log scale)", labels={"day": "", "events": "events", "event_name": "event"})
+    st.plotly_chart(fig, width="stretch")
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown("**Event names**")
+        st.dataframe(info.event_names, hide_index=True, width="stretch")
+    with right:
+        fig = px.bar(info.event_names.head(8), x="event_name", y="users", title="Users per event name",
+                     labels={"event_name": "", "users": "distinct users"})
+        st.plotly_chart(fig, width="stretch")
+
+if not info.recent_imports.empty:
+    st.subheader("Recent imports")
+    st.dataframe(info.recent_imports, hide_index=True, width="stretch")
+
+with st.expander("Settings (environment variables)"):
+    current = load_settings()
+    values = {"MARKETLAB_DB": str(current.db_path), "MARKETLAB_MAX_UPLOAD_MB": f"{current.max_upload_mb:g}",
+              "MARKETLAB_MODEL": current.model, "MARKETLAB_DEVICE": current.device}
+    st.dataframe(pd.DataFrame([{"setting": s.name, "value": values[s.name], "default": s.default, "meaning": s.help} for s in SETTINGS]),
+                 hide_index=True, width="stretch")

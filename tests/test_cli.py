@@ -1,0 +1,83 @@
+"""The command-line contract: JSON on stdout with --json, exit 0; one line on stderr and non-zero otherwise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import DATA, ROOT
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+
+
+def assert_one_clean_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_ingest_prints_a_json_report(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.duckdb")
+    result = cli("ingest", "products", str(DATA / "products.csv"), "--db", db, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["inserted"], report["updated"], report["rejected"], report["committed"]) == (5, 0, 0, True)
+
+    again = json.loads(cli("ingest", "products", str(DATA / "products.csv"), "--db", db, "--json").stdout)
+    assert (again["inserted"], again["updated"]) == (0, 5)
+
+
+def test_ingest_maps_a_real_exports_names(tmp_path: Path) -> None:
+    log = tmp_path / "events.csv"
+    log.write_text("visitorid,timestamp,event,itemid\n257597,1433221332117,view,355908\n")
+    result = cli("ingest", "events", str(log), "--db", str(tmp_path / "cli.duckdb"), "--json",
+                 "--mapping", '{"visitorid": "user_id", "timestamp": "ts"}')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["inserted"] == 1
+
+
+def test_invalid_rows_reject_the_file_unless_skip_invalid(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("product_id,title,price\nA,Lamp,10\nB,Chair,-1\n")
+    db = str(tmp_path / "cli.duckdb")
+    refused = cli("ingest", "products", str(bad), "--db", db, "--json")
+    line = assert_one_clean_error_line(refused)
+    assert "Nothing was written" in line and "line 3" in line
+    assert json.loads(refused.stdout)["rejections"][0]["line"] == 3
+
+    accepted = cli("ingest", "products", str(bad), "--db", db, "--json", "--skip-invalid")
+    assert accepted.returncode == 0
+    assert json.loads(accepted.stdout)["inserted"] == 1
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.duckdb")
+    assert "No such file" in assert_one_clean_error_line(cli("ingest", "products", "nope.csv", "--db", db))
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert "empty" in assert_one_clean_error_line(cli("ingest", "products", str(empty), "--db", db))
+    assert "JSON object" in assert_one_clean_error_line(cli("ingest", "products", str(DATA / "products.csv"), "--db", db, "--mapping", "{nope"))
+    assert "required" in assert_one_clean_error_line(
+        cli("ingest", "events", str(DATA / "products.csv"), "--db", db)
+    )
+
+
+def test_the_upload_limit_applies_to_the_cli(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "MARKETLAB_MAX_UPLOAD_MB": "0.0001"}
+    line = assert_one_clean_error_line(cli("ingest", "products", str(DATA / "products.csv"), "--db", str(tmp_path / "x.duckdb"), env=env))
+    assert "File too large" in line
+
+
+def test_a_bad_setting_is_named(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "MARKETLAB_MAX_UPLOAD_MB": "lots"}
+    assert "MARKETLAB_MAX_UPLOAD_MB" in assert_one_clean_error_line(cli("ingest", "products", str(DATA / "products.csv"), env=env))

@@ -1,0 +1,123 @@
+"""Every page, driven headless with AppTest: renders on real data, uploads through the page, writes only on commit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import DATA, ROOT
+from core.ingest import ingest_file
+from core.store import Store
+
+PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py"]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A database with the small test catalog and events, and MARKETLAB_DB pointing at it."""
+    path = tmp_path / "app.duckdb"
+    store = Store(path)
+    ingest_file(store, "products", DATA / "products.csv")
+    ingest_file(store, "events", DATA / "events.csv")
+    store.close()
+    monkeypatch.setenv("MARKETLAB_DB", str(path))
+    return path
+
+
+def open_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def count_rows(at: AppTest, table: str) -> int:
+    """Through the app's own cached store: the test must not open a second connection to the file."""
+    from pages._resources import get_store
+
+    return get_store().count(table)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_real_data(db_path: Path, page: str) -> None:
+    at = open_app(page)
+    assert not at.exception
+    assert at.title
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
+    monkeypatch.setenv("MARKETLAB_DB", str(tmp_path / "empty.duckdb"))
+    at = open_app(page)
+    assert not at.exception
+
+
+def test_overview_counts_and_charts_the_event_log(db_path: Path) -> None:
+    at = open_app()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Products"] == "5" and metrics["Events"] == "6"
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any("Events per day" in t for t in titles)
+
+
+def test_catalog_search_filters_and_opens_a_product(db_path: Path) -> None:
+    at = open_app("pages/catalog.py")
+    at.text_input(key="catalog_search").set_value("bottle").run()
+    assert any("2 products match" in c.value for c in at.caption)
+    at.multiselect(key="catalog_categories").set_value(["Drinkware"]).run()
+    at.selectbox(key="catalog_open").set_value("P4").run()
+    assert not at.exception
+    assert any("Summit Kids Bottle" in s.value for s in at.subheader)
+
+
+def _upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
+    return at.file_uploader(key=key).set_value((name, data, "text/csv")).run()
+
+
+def test_catalog_upload_with_a_bad_row_writes_nothing_until_the_user_skips_it(db_path: Path) -> None:
+    at = open_app("pages/catalog.py")
+    data = b"sku,name,price\nN1,New lamp,12.00\nN2,Broken price,-3\n"
+    _upload(at, "catalog_upload", "new.csv", data)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["New rows"] == "1" and metrics["Rejected rows"] == "1"
+    assert at.button(key="catalog_commit").disabled
+    assert count_rows(at, "products") == 5
+
+    at.checkbox(key="catalog_skip_invalid").check().run()
+    at.button(key="catalog_commit").click().run()
+    assert not at.exception
+    assert any("1 new" in s.value for s in at.success)
+    assert count_rows(at, "products") == 6
+
+
+def test_unreadable_upload_shows_a_clear_error(db_path: Path) -> None:
+    at = open_app("pages/catalog.py")
+    _upload(at, "catalog_upload", "garbage.csv", bytes(range(256)) * 40)
+    assert not at.exception
+    assert any("binary" in e.value for e in at.error)
+    assert count_rows(at, "products") == 5
+
+
+def test_missing_required_column_is_explained_and_fixed_value_satisfies_it(db_path: Path) -> None:
+    at = open_app("pages/data_import.py")
+    orders = b"CustomerID,InvoiceDate,StockCode\n17850.0,2010-12-01 08:26:00,85123A\n"
+    _upload(at, "import_events_upload", "orders.csv", orders)
+    assert any("Missing required column" in e.value for e in at.error)
+    at.text_input(key="import_events_const_event_name").set_value("purchase").run()
+    assert not at.error
+    at.button(key="import_events_commit").click().run()
+    assert any("1 new" in s.value for s in at.success)
+
+
+def test_event_log_upload_through_the_import_page(db_path: Path) -> None:
+    at = open_app("pages/data_import.py")
+    log = b"visitorid,timestamp,event,itemid\n42,1433221332117,view,355908\n42,1433221400000,addtocart,355908\n"
+    _upload(at, "import_events_upload", "retailrocket.csv", log)
+    assert {m.label: m.value for m in at.metric}["New rows"] == "2"
+    at.button(key="import_events_commit").click().run()
+    assert count_rows(at, "events") == 8
