@@ -9,12 +9,12 @@ from core.errors import MarketLabError
 from pages._resources import get_store
 from pages._widgets import plain, show_error
 
-st.set_page_config(page_title="MarketLab", page_icon="🛒", layout="wide")
+st.set_page_config(page_title="MarketLab", page_icon=":material/storefront:", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
-    st.Page("pages/catalog.py", title="Catalog", icon="🛍️", url_path="catalog"),
-    st.Page("pages/data_import.py", title="Import data", icon="📥", url_path="import"),
+    st.Page("pages/overview.py", title="Overview", icon=":material/space_dashboard:", default=True),
+    st.Page("pages/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog"),
+    st.Page("pages/data_import.py", title="Import data", icon=":material/upload_file:", url_path="import"),
 ]
 page = st.navigation(PAGES)
 

@@ -24,7 +24,7 @@ import pandas as pd
 from core.contracts import ATTRIBUTE, IGNORE, TableContract, contract, normalise_name, resolve_mapping
 from core.errors import StoreError, UploadError
 from core.store import Store, quote_ident
-from core.upload_reader import RawTable, read_upload, safe_file_name
+from core.upload_reader import RawTable, format_size, read_upload, safe_file_name
 
 # Typed cells that exports write for "no value".
 MISSING_TOKENS = ("", "na", "n/a", "nan", "null", "none", "nat", "-")
@@ -168,6 +168,10 @@ def parse_number(column: pd.Series, name: str, *, minimum: float | None = None) 
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         values = column.astype(float)
         errors = _no_errors(column.index)
+        # Parquet can hold inf, which DuckDB would store as a price; text "inf" is refused below too.
+        infinite = pd.Series(np.isinf(values.to_numpy()), index=column.index)
+        errors[infinite] = [f"{name}: {v} is not a number" for v in values[infinite]]
+        values[infinite] = np.nan
     else:
         text = _missing_as_none(_text(column))
         s = text.astype("string")
@@ -323,7 +327,8 @@ def _parse(
     if reasons:
         table = pd.concat(reasons, axis=1)
         bad = table.notna().any(axis=1)  # join only the failing rows: most rows have no reason
-        reason[bad] = table[bad].apply(lambda row: "; ".join(r for r in row if isinstance(r, str)), axis=1)
+        if bad.any():  # apply() on no rows gives an empty float Series, which turns every None into NaN
+            reason[bad] = table[bad].apply(lambda row: "; ".join(r for r in row if isinstance(r, str)), axis=1)
     return out, reason, warnings
 
 
@@ -347,7 +352,7 @@ def _check_duplicates(
         for idx in out.index[dup]:
             kid = out.at[idx, key[0]]
             message = f"duplicate {key[0]} {_show(kid)} in this file (lines {all_lines[kid]})"
-            reason[idx] = message if reason[idx] is None else f"{reason[idx]}; {message}"
+            reason[idx] = message if pd.isna(reason[idx]) else f"{reason[idx]}; {message}"
     return out, reason, warnings
 
 
@@ -491,7 +496,7 @@ def ingest_file(
     if max_bytes is not None and size > max_bytes:
         # Checked before reading, so a huge file never reaches memory.
         raise UploadError(
-            f"{safe_file_name(path.name)} is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB (setting MARKETLAB_MAX_UPLOAD_MB).",
+            f"{safe_file_name(path.name)} is {format_size(size)}; the limit is {format_size(max_bytes)} (setting MARKETLAB_MAX_UPLOAD_MB).",
             title="File too large",
         )
     raw = read_upload(path.name, path.read_bytes(), max_bytes=max_bytes, encoding=encoding)

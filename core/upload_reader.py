@@ -63,12 +63,21 @@ def safe_file_name(name: str) -> str:
     return cleaned[:200] or "upload"
 
 
+def format_size(n_bytes: int) -> str:
+    """'1.5 MB', '0.5 MB', '12 KB': the limit is a float setting, so "0 MB" must not happen."""
+    if n_bytes < 1024:
+        return f"{n_bytes} bytes"
+    if n_bytes < 2**20 // 10:
+        return f"{n_bytes / 1024:.0f} KB"
+    return f"{n_bytes / 2**20:.1f} MB"
+
+
 def read_upload(name: str, data: bytes, *, max_bytes: int | None = None, encoding: str = "auto") -> RawTable:
     """Parse an uploaded file. Raises UploadError with a message a marketer can act on."""
     file_name = safe_file_name(name)
     if max_bytes is not None and len(data) > max_bytes:
         raise UploadError(
-            f"{file_name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB "
+            f"{file_name} is {format_size(len(data))}; the limit is {format_size(max_bytes)} "
             "(setting MARKETLAB_MAX_UPLOAD_MB).",
             title="File too large",
         )
@@ -271,6 +280,8 @@ def _read_json(file_name: str, text: str) -> RawTable:
         parsed = json.loads(text)
     except json.JSONDecodeError as e:
         raise UploadError(f"{file_name} is not valid JSON (line {e.lineno}: {e.msg}).", title="Malformed JSON") from e
+    except RecursionError as e:  # "[[[[…" a thousand deep: damaged or hostile, never an export
+        raise UploadError(f"{file_name} is nested too deeply to be a table.", title="Malformed JSON") from e
     if isinstance(parsed, dict):
         # {"products": [...]} — one list of objects inside an object is common for API exports
         lists = [v for v in parsed.values() if isinstance(v, list)]
@@ -294,6 +305,8 @@ def _read_jsonl(file_name: str, text: str) -> RawTable:
             records.append(json.loads(line))
         except json.JSONDecodeError as e:
             raise UploadError(f"{file_name}: line {number} is not valid JSON ({e.msg}).", title="Malformed JSON Lines") from e
+        except RecursionError as e:  # as in _read_json
+            raise UploadError(f"{file_name}: line {number} is nested too deeply to be a record.", title="Malformed JSON Lines") from e
         lines.append(number)
     if not records:
         raise UploadError(f"{file_name} is empty.", title="Empty file")

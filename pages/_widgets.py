@@ -128,7 +128,7 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
                    + (f", {report.rejected:,} invalid rows skipped." if report.rejected else "."))
         return report
 
-    with st.expander("Preview", expanded=False):
+    with st.expander(f"Preview: the first {PREVIEW_ROWS} rows as read", expanded=True):
         st.dataframe(raw.frame.head(PREVIEW_ROWS), hide_index=True, width="stretch")
 
     from core.contracts import suggest_mapping

@@ -40,16 +40,19 @@ with browse_tab:
     st.caption(f"{result.total:,} products match" + (f"; the first {len(result.rows):,} are listed" if result.total > len(result.rows) else ""))
     if result.rows.empty:
         st.stop()
-    st.dataframe(
-        result.rows, hide_index=True, width="stretch",
+    table = st.dataframe(
+        result.rows, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="catalog_table",
         column_config={"price": st.column_config.NumberColumn("price", format="%.2f"), "updated_at": st.column_config.DatetimeColumn("updated")},
     )
+    clicked = table.selection.rows if table is not None and hasattr(table, "selection") else []
     st.download_button("Download these products (CSV)", safe_csv_bytes(catalog.export_frame(store, flt)),
                        file_name="products.csv", mime="text/csv", key="catalog_export")
 
     labels = dict(zip(result.rows["product_id"], result.rows["title"] + " · " + result.rows["product_id"]))
     chosen = st.selectbox("Open a product", list(labels), format_func=labels.get, index=None,
-                          placeholder="Choose a product to see its detail", key="catalog_open")
+                          placeholder="Click a row above, or choose a product here", key="catalog_open")
+    if clicked and not chosen:
+        chosen = result.rows["product_id"].iloc[clicked[0]]
     if chosen:
         detail = catalog.get_product(store, chosen)
         if detail is None:

@@ -81,3 +81,15 @@ def test_a_bad_setting_is_named(tmp_path: Path) -> None:
 
     env = {**os.environ, "MARKETLAB_MAX_UPLOAD_MB": "lots"}
     assert "MARKETLAB_MAX_UPLOAD_MB" in assert_one_clean_error_line(cli("ingest", "products", str(DATA / "products.csv"), env=env))
+
+
+def test_demo_seeds_once_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    db = str(tmp_path / "demo.duckdb")
+    seeded = cli("demo", "--db", db, "--scale", "0.02", "--json")
+    assert seeded.returncode == 0, seeded.stderr
+    summary = json.loads(seeded.stdout)
+    assert summary["seeded"] and summary["events"] > 10_000 and summary["products"] >= 60
+
+    skipped = json.loads(cli("demo", "--db", db, "--if-empty", "--json").stdout)
+    assert skipped["seeded"] is False
+    assert "--replace" in assert_one_clean_error_line(cli("demo", "--db", db, "--scale", "0.02"))

@@ -121,3 +121,30 @@ def test_event_log_upload_through_the_import_page(db_path: Path) -> None:
     assert {m.label: m.value for m in at.metric}["New rows"] == "2"
     at.button(key="import_events_commit").click().run()
     assert count_rows(at, "events") == 8
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from core.sample_data import build_demo
+
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    store = Store(path)
+    build_demo(store, scale=0.02)
+    store.close()
+    return path
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_the_demo_store(demo_db: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    at = open_app(page)
+    assert not at.exception
+
+
+def test_a_demo_product_opens_with_attributes_reviews_and_activity(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    at = open_app("pages/catalog.py")
+    at.selectbox(key="catalog_open").set_value("P0001").run()
+    assert not at.exception
+    shown = " ".join(m.value for m in at.markdown)
+    assert "Attributes" in shown and "Activity on this product" in shown
