@@ -5,13 +5,15 @@ from __future__ import annotations
 import pandas as pd
 
 # A cell starting with one of these is run as a formula by Excel, Sheets and LibreOffice
-# (OWASP "CSV injection"); a leading apostrophe makes them show it as text instead.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+# (OWASP "CSV injection"); a leading apostrophe makes them show it as text instead. Full-width
+# forms are included because Japanese and Chinese Excel accept them as formula starters, and
+# leading spaces are looked through because spreadsheets trim them on import.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 
 
 def neutralise_formula(value: object) -> object:
     """Prefix text that a spreadsheet would evaluate; leave numbers and other values alone."""
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+    if isinstance(value, str) and (value.startswith(_FORMULA_PREFIXES) or value.lstrip(" ").startswith(_FORMULA_PREFIXES)):
         return "'" + value
     return value
 

@@ -477,6 +477,7 @@ def test_export_neutralises_formula_prefixes_but_not_numbers():
     assert [neutralise_formula(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "ok", -1, 2.5, None)] == [
         "'=1+1", "'+1", "'-1", "'@x", "'\tx", "ok", -1, 2.5, None,
     ]
+    assert [neutralise_formula(v) for v in ("  =1+1", "＝HYPERLINK(1)", " plain")] == ["'  =1+1", "'＝HYPERLINK(1)", " plain"]
     out = safe_csv_bytes(pd.DataFrame({"=cmd": ["=A1"], "n": [-3]})).decode("utf-8-sig")
     assert out.splitlines() == ["'=cmd,n", "'=A1,-3"]
 
