@@ -20,6 +20,11 @@ PREVIEW_ROWS = 20
 SHOWN_ROWS = 1000  # row-by-row tables beyond this are downloadable, not drawn
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 row', '2 rows', '1,204 products'."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def show_error(error: MarketLabError) -> None:
     st.error(f"**{error.title}**  \n{plain(error.msg)}")
 
@@ -123,9 +128,9 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
     st.caption(plain(f"{raw.file_name}: {details}"))
     if done and done["sha"] == raw.sha256:
         report: IngestReport = done["report"]
-        st.success(f"Imported {report.inserted + report.updated:,} rows into {table}: "
+        st.success(f"Imported {count(report.inserted + report.updated, 'row')} into {table}: "
                    f"{report.inserted:,} new, {report.updated:,} updated"
-                   + (f", {report.rejected:,} invalid rows skipped." if report.rejected else "."))
+                   + (f", {count(report.rejected, 'invalid row')} skipped." if report.rejected else "."))
         return report
 
     with st.expander(f"Preview: the first {PREVIEW_ROWS} rows as read", expanded=True):
@@ -152,11 +157,11 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
     skip_invalid = False
     if len(plan.rejected):
         skip_invalid = st.checkbox(
-            f"Commit only the {len(plan.valid):,} valid rows", key=f"{key}_skip_invalid",
+            f"Commit only the {count(len(plan.valid), 'valid row')}", key=f"{key}_skip_invalid",
             help="By default a file with any invalid row is rejected whole.",
         )
     can_commit = len(plan.valid) > 0 and (not len(plan.rejected) or skip_invalid)
-    label = f"Commit {len(plan.valid):,} rows to {table}"
+    label = f"Commit {count(len(plan.valid), 'row')} to {table}"
     if st.button(label, type="primary", disabled=not can_commit, key=f"{key}_commit"):
         try:
             with st.spinner("Writing…"):
@@ -169,7 +174,7 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
         st.session_state[f"{key}_done"] = {"sha": raw.sha256, "report": report}
         st.rerun()
     if not can_commit and len(plan.rejected):
-        st.warning(f"{len(plan.rejected):,} rows are invalid, so nothing will be written unless you choose to commit only the valid rows.")
+        st.warning(f"{count(len(plan.rejected), 'row is', 'rows are')} invalid, so nothing will be written unless you choose to commit only the valid rows.")
     return None
 
 

@@ -9,8 +9,10 @@ from core import catalog
 from core.catalog import CatalogFilter
 from core.exports import safe_csv_bytes
 from pages._resources import get_store
-from pages._widgets import import_flow, plain
+from pages._shell import ensure_shell
+from pages._widgets import count, import_flow, plain
 
+ensure_shell()
 store = get_store()
 st.title("Catalog")
 browse_tab, upload_tab = st.tabs(["Browse", "Upload a catalog"])
@@ -37,7 +39,7 @@ with browse_tab:
         price_max=price_range[1] if price_range and price_range[1] < facets.price_max else None,
     )
     result = catalog.search(store, flt)
-    st.caption(f"{result.total:,} products match" + (f"; the first {len(result.rows):,} are listed" if result.total > len(result.rows) else ""))
+    st.caption(f"{count(result.total, 'product matches', 'products match')}" + (f"; the first {len(result.rows):,} are listed" if result.total > len(result.rows) else ""))
     if result.rows.empty:
         st.stop()
     table = st.dataframe(

@@ -6,8 +6,10 @@ import streamlit as st
 
 from core.contracts import contract
 from pages._resources import get_store
+from pages._shell import ensure_shell
 from pages._widgets import import_flow
 
+ensure_shell()
 store = get_store()
 st.title("Import data")
 st.caption("Upload an export, check how its columns map, see row by row what will be written, then commit. "

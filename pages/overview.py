@@ -9,8 +9,10 @@ import streamlit as st
 from core.config import SETTINGS, load_settings
 from core.overview import overview
 from pages._resources import get_store
+from pages._shell import ensure_shell
 from pages._widgets import plain
 
+ensure_shell()
 store = get_store()
 st.title("MarketLab")
 st.caption("Catalog, copy, segments and funnels for your store — in one loop.")

@@ -1,0 +1,66 @@
+"""The frame around every page: page config, links to every page, and the store's status.
+
+app.py draws it once per run before the page. A page also calls ``ensure_shell()`` first thing,
+because Streamlit runs a page *without* app.py when a folder named pages/ sits beside the entry
+script and the first request after a server start is a deep link (its legacy multipage mode,
+kept until some run calls st.navigation). Drawing the frame from either place, with our own
+links instead of Streamlit's auto-generated sidebar (hidden in .streamlit/config.toml), makes
+both modes look and behave the same, without touching Streamlit internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.config import load_settings
+from core.errors import MarketLabError
+from pages._resources import get_store
+from pages._widgets import plain, show_error
+
+_DRAWN = "_shell_drawn_this_run"
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str
+    title: str
+    icon: str
+
+
+# URL paths come from the file names, as in Streamlit's legacy routing, so a link resolves to the
+# same page in either mode.
+PAGES = (
+    PageSpec("pages/overview.py", "Overview", ":material/space_dashboard:"),
+    PageSpec("pages/catalog.py", "Catalog", ":material/inventory_2:"),
+    PageSpec("pages/data_import.py", "Import data", ":material/upload_file:"),
+)
+
+
+def draw_shell() -> None:
+    st.set_page_config(page_title="MarketLab", page_icon=":material/storefront:", layout="wide")
+    st.session_state[_DRAWN] = True
+    with st.sidebar:
+        st.markdown("### MarketLab")
+        for spec in PAGES:
+            st.page_link(spec.path, label=spec.title, icon=spec.icon)
+        st.divider()
+        try:
+            settings = load_settings()
+            counts = get_store().counts()
+        except MarketLabError as e:
+            show_error(e)
+            st.stop()
+        st.caption(plain(f"Database: {settings.db_path}"))
+        st.caption(
+            f"{counts['products']:,} products · {counts['users']:,} users · "
+            f"{counts['events']:,} events · {counts['reviews']:,} reviews"
+        )
+
+
+def ensure_shell() -> None:
+    """Draw the frame unless app.py already did in this run."""
+    if not st.session_state.pop(_DRAWN, False):
+        draw_shell()
+        st.session_state.pop(_DRAWN, None)

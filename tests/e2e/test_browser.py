@@ -1,0 +1,204 @@
+"""MarketLab in a real browser: the pages open, a catalog upload is checked, committed and searchable,
+an event log imports, and a product title holding a <script> tag stays text.
+
+The server is shared by the session (see conftest.py) and its database starts with the small test
+catalog (P1–P5) and event log (6 events); tests only add rows the others do not look at.
+Every test starts at "/" and moves through the sidebar, as a person does.
+Screenshots: tests/e2e/artifacts/<test name>[-step].png.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from .conftest import DATA, wait_idle
+
+# Sidebar label -> the page's st.title
+PAGE_TITLES = {"Overview": "MarketLab", "Catalog": "Catalog", "Import data": "Import data"}
+XSS_TITLE = "<script>window.__pwned=1</script>"
+
+Shot = Callable[[str], Path]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def open_app(page: Page) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", name="MarketLab", level=1)).to_be_visible()
+    wait_idle(page)
+
+
+def nav_links(page: Page) -> Locator:
+    # MarketLab draws its own page links (pages/_shell.py), the same whichever mode Streamlit starts in.
+    return page.get_by_test_id("stSidebar").get_by_test_id("stPageLink-NavLink")
+
+
+def nav_labels(page: Page) -> list[str]:
+    # A link's text is "<icon>\n\n<label>"; the icon is optional.
+    return [text.strip().splitlines()[-1].strip() for text in nav_links(page).all_inner_texts()]
+
+
+def go_to(page: Page, label: str) -> None:
+    """Click a sidebar entry and wait for its page to be drawn and the script to finish."""
+    nav_links(page).filter(has_text=label).click()
+    title = PAGE_TITLES.get(label)
+    if title:
+        expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+    wait_idle(page)
+
+
+def assert_no_exception(page: Page) -> None:
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def metric_value(page: Page, label: str) -> Locator:
+    return page.get_by_test_id("stMetric").filter(has=page.get_by_test_id("stMetricLabel").filter(has_text=label)) \
+        .get_by_test_id("stMetricValue")
+
+
+def open_tab(page: Page, name: str) -> None:
+    tab = page.get_by_role("tab", name=name)
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
+
+
+def upload(page: Page, path: Path) -> None:
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
+    expect(page.get_by_test_id("stFileChipName").filter(has_text=path.name)).to_be_visible()
+
+
+def choose(page: Page, selectbox_label: str, option: str) -> None:
+    page.get_by_test_id("stSelectbox").filter(has_text=selectbox_label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def search_catalog(page: Page, text: str, expected_matches: int) -> None:
+    box = page.get_by_role("textbox", name="Search")
+    box.fill(text)
+    box.press("Enter")
+    expect(page.get_by_text(f"{expected_matches:,} product{' matches' if expected_matches == 1 else 's match'}", exact=True)).to_be_visible()
+    wait_idle(page)
+
+
+def sidebar_counts(page: Page) -> Locator:
+    return page.get_by_test_id("stSidebar").get_by_text(re.compile(r"\d+ products · .* events"))
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_every_sidebar_page_opens(page: Page, shot: Shot, js_errors: list[str]) -> None:
+    open_app(page)
+    labels = nav_labels(page)
+    assert set(PAGE_TITLES) <= set(labels), f"sidebar lists {labels}"
+    expect(sidebar_counts(page)).to_be_visible()  # app.py ran: the store's status is in the sidebar
+    # Every entry, including pages added later; the last one first so each click really navigates.
+    for label in [*labels[1:], labels[0]]:
+        go_to(page, label)
+        expect(page.get_by_role("heading", level=1).first).to_be_visible()
+        assert_no_exception(page)
+        shot(label)
+    assert js_errors == []
+
+
+def test_catalog_upload_report_commit_and_search(page: Page, shot: Shot, js_errors: list[str], tmp_path: Path) -> None:
+    catalog = tmp_path / "new-catalog.csv"
+    with catalog.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["product_id", "title", "brand", "category", "price", "currency"])
+        w.writerow(["E2E-1", "Glacier Trail Thermos", "Glacier", "Drinkware", "31.50", "USD"])
+        w.writerow(["E2E-2", "Broken Price Mug", "Glacier", "Drinkware", "-5", "USD"])
+        w.writerow(["E2E-3", XSS_TITLE, "Glacier", "Drinkware", "9.99", "USD"])
+
+    open_app(page)
+    go_to(page, "Catalog")
+    open_tab(page, "Upload a catalog")
+    upload(page, catalog)
+
+    # The report: the thermos and the <script> title are new, the negative price is rejected.
+    expect(metric_value(page, "New rows")).to_have_text("2")
+    expect(metric_value(page, "Updated rows")).to_have_text("0")
+    expect(metric_value(page, "Rejected rows")).to_have_text("1")
+    wait_idle(page)
+    expect(page.get_by_text("new-catalog.csv: CSV, 3 rows, 6 columns", exact=False)).to_be_visible()
+    expect(page.get_by_role("tab", name="Rejected (1)")).to_be_visible()
+    commit = page.get_by_role("button", name="Commit 2 rows to products")
+    expect(commit).to_be_disabled()
+    expect(page.get_by_text("1 row is invalid, so nothing will be written")).to_be_visible()
+    shot("report")
+
+    # The rejected rows table is a canvas; its CSV download holds the same rows and reasons.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download rejected rows with reasons (CSV)").click()
+    rejected = list(csv.DictReader(Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()))
+    wait_idle(page)
+    assert [(r["product_id"], r["reason"]) for r in rejected] == [("E2E-2", "price must not be negative (got -5)")]
+
+    # Nothing can be written until "only the valid rows" is chosen.
+    page.get_by_text("Commit only the 2 valid rows").click()
+    expect(commit).to_be_enabled()
+    wait_idle(page)
+    commit.click()
+    expect(page.get_by_text("Imported 2 rows into products: 2 new, 0 updated, 1 invalid row skipped.")).to_be_visible()
+    wait_idle(page)
+    expect(commit).to_have_count(0)
+    expect(sidebar_counts(page)).to_contain_text("7 products")
+    shot("committed")
+
+    # Browse: the new product is found and opens.
+    open_tab(page, "Browse")
+    search_catalog(page, "Glacier Trail", 1)
+    choose(page, "Open a product", "Glacier Trail Thermos · E2E-1")
+    expect(page.get_by_role("heading", name="Glacier Trail Thermos", level=3)).to_be_visible()
+    expect(metric_value(page, "Price")).to_have_text("31.50 USD")
+    wait_idle(page)
+    shot("found")
+
+    # The <script> title is found (the "_" in the search is literal) and shown as text, never run.
+    search_catalog(page, "__pwned", 1)
+    choose(page, "Open a product", f"{XSS_TITLE} · E2E-3")
+    expect(page.get_by_role("heading", name=XSS_TITLE, level=3)).to_be_visible()
+    wait_idle(page)
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.locator("script", has_text="__pwned").count() == 0
+    assert_no_exception(page)
+    assert js_errors == []
+
+
+def test_import_events(page: Page, shot: Shot, js_errors: list[str]) -> None:
+    open_app(page)
+    go_to(page, "Import data")
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("6 events")
+    upload(page, DATA / "events.csv")
+
+    # The same 6 events the database was seeded with: recognised as updates, not duplicated.
+    expect(metric_value(page, "New rows")).to_have_text("0")
+    expect(metric_value(page, "Updated rows")).to_have_text("6")
+    expect(metric_value(page, "Rejected rows")).to_have_text("0")
+    expect(page.get_by_text("Every row is valid.")).to_be_visible()
+    wait_idle(page)
+    shot("report")
+
+    commit = page.get_by_role("button", name="Commit 6 rows to events")
+    expect(commit).to_be_enabled()
+    commit.click()
+    expect(page.get_by_text("Imported 6 rows into events: 0 new, 6 updated.")).to_be_visible()
+    wait_idle(page)
+    expect(sidebar_counts(page)).to_contain_text("6 events")
+    assert_no_exception(page)
+    assert js_errors == []
+
+
+def test_deep_link_on_fresh_server_uses_app_navigation(page: Page, shot: Shot, fresh_app_url: str) -> None:
+    page.goto(f"{fresh_app_url}/catalog")
+    expect(page.get_by_role("heading", name="Catalog", level=1)).to_be_visible()
+    wait_idle(page)
+    assert nav_labels(page) == list(PAGE_TITLES)
+    expect(sidebar_counts(page)).to_be_visible(timeout=5_000)  # app.py ran
