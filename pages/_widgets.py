@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import re
 
-import pandas as pd
 import streamlit as st
 
-from core.contracts import ATTRIBUTE, IGNORE, contract
+from core.config import load_settings
+from core.contracts import contract, suggest_mapping
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.ingest import IngestPlan, IngestReport, commit, prepare
 from core.store import Store
 from core.upload_reader import ENCODING_CHOICES, RawTable, read_upload
-from core.config import load_settings
 
 UPLOAD_TYPES = ["csv", "tsv", "txt", "xlsx", "json", "jsonl", "ndjson", "parquet"]
 PREVIEW_ROWS = 20
@@ -136,8 +135,6 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
     with st.expander(f"Preview: the first {PREVIEW_ROWS} rows as read", expanded=True):
         st.dataframe(raw.frame.head(PREVIEW_ROWS), hide_index=True, width="stretch")
 
-    from core.contracts import suggest_mapping
-
     st.markdown("**Column mapping** — where each column of the file goes")
     mapping, constants = mapping_editor(raw, table, suggest_mapping(raw.frame, table), key)
     plans = st.session_state.setdefault("_plan_cache", {})
@@ -177,6 +174,3 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
         st.warning(f"{count(len(plan.rejected), 'row is', 'rows are')} invalid, so nothing will be written unless you choose to commit only the valid rows.")
     return None
 
-
-def product_label(row: pd.Series) -> str:
-    return f"{row['title']} · {row['product_id']}"
