@@ -32,8 +32,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest --ignore=tests/e2e
 
+## Benchmarks print markdown tables; record them in bench/RESULTS.md. bench/funnels.py needs `pip install chdb==4.4.0`.
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/funnels.py --sizes 1e6
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/e2e/artifacts

@@ -1,4 +1,4 @@
-"""The command line: ``python -m core {demo,ingest} ...``.
+"""The command line: ``python -m core {demo,ingest,funnel} ...``.
 
 Every subcommand takes ``--db PATH`` and ``--json``, exits 0 on success, and on failure prints
 one clear line to stderr (no traceback) and exits non-zero: 2 for a problem with the input
@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from core.config import load_settings
 from core.errors import MarketLabError
@@ -88,6 +89,40 @@ def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def _parse_day(text: str, option: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as e:
+        raise MarketLabError(f"{option} takes a date like 2026-09-01 (or 2026-09-01T12:00), got {text!r}.", title="Bad option") from e
+
+
+def cmd_funnel(args: argparse.Namespace, store: Store) -> int:
+    from core.funnels import FunnelSpec, funnel
+
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    if not steps:
+        raise MarketLabError("--steps takes event names separated by commas, e.g. view,add_to_cart,purchase.", title="Bad option")
+    spec = FunnelSpec.of(
+        *steps, window=args.window, mode=args.mode, breakdown=args.breakdown, first_touch_only=args.first_touch,
+        start=_parse_day(args.start, "--from") if args.start else None,
+        end=_parse_day(args.end, "--to") if args.end else None,
+    )
+    result = funnel(store, spec)
+    width = max(len(s.label) for s in result.steps)
+    lines = [f"{len(steps)}-step funnel, {args.mode}, window {args.window}: {result.users:,} users started"]
+    for s in result.steps:
+        rates = "" if s.step == 1 else f"  {s.from_previous or 0:6.1%} of previous, {s.from_first or 0:6.1%} of first"
+        lines.append(f"  {s.step}. {s.label:<{width}} {s.users:>10,}{rates}")
+    if result.breakdown is not None:
+        last = result.breakdown[result.breakdown["step"] == len(steps)]
+        lines.append(f"by {args.breakdown} (users started -> finished):")
+        first = result.breakdown[result.breakdown["step"] == 1].set_index("group")["users"]
+        for row in last.itertuples():
+            lines.append(f"  {row.group}: {first[row.group]:,} -> {row.users:,} ({row.from_first or 0:.1%})")
+    _emit(result.to_dict(), args.json, "\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="MarketLab from the command line.")
     common = argparse.ArgumentParser(add_help=False)
@@ -111,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--encoding", default="auto", help="text encoding (default: detected)")
     ingest.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
     ingest.set_defaults(func=cmd_ingest)
+
+    fun = sub.add_parser("funnel", parents=[common], help="count a conversion funnel (ClickHouse windowFunnel semantics)")
+    fun.add_argument("--steps", required=True, help="event names in order, comma-separated, e.g. view,add_to_cart,purchase")
+    fun.add_argument("--window", default="7d", help="the last step within this time of the first: 30m, 12h, 7d, 2w (1 minute to 90 days)")
+    fun.add_argument("--mode", choices=["ordered", "strict"], default="ordered", help="strict: no other funnel step in between")
+    fun.add_argument("--breakdown", help="device, campaign, variant_id (any event column), user.country, attributes.KEY or segment:RUN_ID")
+    fun.add_argument("--first-touch", action="store_true", help="count only chains that start at each user's first step-1 event")
+    fun.add_argument("--from", dest="start", help="first day counted, e.g. 2026-09-01")
+    fun.add_argument("--to", dest="end", help="day after the last one counted")
+    fun.set_defaults(func=cmd_funnel)
     return parser
 
 

@@ -37,3 +37,10 @@ def overview(store: Store, *, top_events: int = 8) -> Overview:
             "FROM ingest_log ORDER BY ingested_at DESC LIMIT 10"
         ).df()
     return Overview(store.counts(), first, last, by_day, names, imports)
+
+
+def event_span(store: Store) -> tuple[datetime | None, datetime | None]:
+    """First and last event timestamps, for date pickers."""
+    with store.cursor() as cur:
+        first, last = cur.execute("SELECT min(ts), max(ts) FROM events").fetchall()[0]
+    return first, last

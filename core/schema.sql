@@ -100,3 +100,21 @@ CREATE TABLE ingest_log (
     updated     INTEGER,
     rejected    INTEGER
 );
+
+-- migration: 2
+-- The funnel index (core/funnels.py): the event log re-keyed for funnel queries. Users and event
+-- names become dense integers and rows are sorted by event, user and time, so a step reads only
+-- its own row groups and per-user joins run on small integers. Derived data: core/funnels.py
+-- rebuilds it whenever events changed (funnel_index_state). IF NOT EXISTS because databases used
+-- before this migration already got the tables from core.funnels.ensure_index. A migration that
+-- adds a column to events should add it here too.
+CREATE TABLE IF NOT EXISTS funnel_users (u INTEGER NOT NULL, user_id VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS funnel_event_names (ev INTEGER NOT NULL, event_name VARCHAR NOT NULL, events BIGINT, users BIGINT);
+CREATE TABLE IF NOT EXISTS funnel_events (
+    u INTEGER NOT NULL,      -- funnel_users.u
+    t BIGINT NOT NULL,       -- epoch microseconds of ts
+    ev INTEGER NOT NULL,     -- funnel_event_names.ev
+    user_id VARCHAR, ts TIMESTAMP, event_name VARCHAR, product_id VARCHAR, session_id VARCHAR,
+    campaign VARCHAR, variant_id VARCHAR, device VARCHAR, source VARCHAR, revenue DOUBLE
+);
+CREATE TABLE IF NOT EXISTS funnel_index_state (fingerprint VARCHAR NOT NULL, built_at TIMESTAMP NOT NULL, events BIGINT NOT NULL);

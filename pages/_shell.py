@@ -35,6 +35,8 @@ PAGES = (
     PageSpec("pages/overview.py", "Overview", ":material/space_dashboard:"),
     PageSpec("pages/catalog.py", "Catalog", ":material/inventory_2:"),
     PageSpec("pages/data_import.py", "Import data", ":material/upload_file:"),
+    PageSpec("pages/funnels.py", "Funnels", ":material/filter_alt:"),
+    PageSpec("pages/experiments.py", "Experiments", ":material/science:"),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, time, timedelta
 
 import streamlit as st
 
@@ -11,6 +12,7 @@ from core.contracts import contract, suggest_mapping
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.ingest import IngestPlan, IngestReport, commit, prepare
+from core.overview import event_span
 from core.store import Store
 from core.upload_reader import ENCODING_CHOICES, RawTable, read_upload
 
@@ -22,6 +24,31 @@ SHOWN_ROWS = 1000  # row-by-row tables beyond this are downloadable, not drawn
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """'1 row', '2 rows', '1,204 products'."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def duration(seconds: float | None) -> str:
+    """'45 s', '12 min', '3.5 h', '2.1 days' — for medians and percentiles of time to convert."""
+    if seconds is None:
+        return "—"
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            value = seconds / size
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def date_range(store: Store, key: str) -> tuple[datetime | None, datetime | None]:
+    """A date range within the event log's span; returns (start, end-exclusive) or (None, None) for all of it."""
+    first, last = event_span(store)
+    if first is None:
+        return None, None
+    picked = st.date_input("Dates", (first.date(), last.date()), min_value=first.date(), max_value=last.date(), key=key)
+    if not isinstance(picked, (tuple, list)) or len(picked) != 2:
+        return None, None  # half-picked range: keep the whole log until the second date is chosen
+    start, end = picked
+    if start == first.date() and end == last.date():
+        return None, None
+    return datetime.combine(start, time.min), datetime.combine(end + timedelta(days=1), time.min)
 
 
 def show_error(error: MarketLabError) -> None:

@@ -93,3 +93,14 @@ def test_demo_seeds_once_and_refuses_to_overwrite(tmp_path: Path) -> None:
     skipped = json.loads(cli("demo", "--db", db, "--if-empty", "--json").stdout)
     assert skipped["seeded"] is False
     assert "--replace" in assert_one_clean_error_line(cli("demo", "--db", db, "--scale", "0.02"))
+
+
+def test_funnel_prints_steps_as_json_and_refuses_unknown_steps(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.duckdb")
+    assert cli("ingest", "events", str(DATA / "events.csv"), "--db", db).returncode == 0
+    result = cli("funnel", "--steps", "view,add_to_cart,purchase", "--window", "1d", "--db", db, "--json", "--breakdown", "device")
+    assert result.returncode == 0, result.stderr
+    counted = json.loads(result.stdout)
+    assert [s["users"] for s in counted["steps"]] == [3, 1, 1]
+    assert "Unknown funnel step" in assert_one_clean_error_line(cli("funnel", "--steps", "view,nope", "--db", db))
+    assert "Bad option" in assert_one_clean_error_line(cli("funnel", "--steps", ",", "--db", db))

@@ -12,7 +12,7 @@ from conftest import DATA, ROOT
 from core.ingest import ingest_file
 from core.store import Store
 
-PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py"]
+PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py", "pages/funnels.py", "pages/experiments.py"]
 
 
 @pytest.fixture
@@ -148,3 +148,44 @@ def test_a_demo_product_opens_with_attributes_reviews_and_activity(demo_db: Path
     assert not at.exception
     shown = " ".join(m.value for m in at.markdown)
     assert "Attributes" in shown and "Activity on this product" in shown
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def test_funnel_page_counts_the_demo_funnel_and_breaks_it_down(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    at = open_app("pages/funnels.py")
+    assert at.multiselect(key="funnel_steps").value == ["view", "add_to_cart", "checkout", "purchase"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Entered the funnel"].replace(",", "")) > 0
+    assert "Users reaching each step" in chart_titles(at)
+
+    at.selectbox(key="funnel_breakdown").set_value("device").run()
+    assert not at.exception
+    assert any("by device" in t for t in chart_titles(at))
+    at.selectbox(key="funnel_filter_step").set_value(4).run()
+    at.selectbox(key="funnel_filter_column").set_value("revenue").run()
+    at.selectbox(key="funnel_filter_op").set_value(">").run()
+    at.text_input(key="funnel_filter_value").set_value("0").run()
+    assert not at.exception and not at.error
+
+
+def test_funnel_page_explains_an_impossible_step(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    at = open_app("pages/funnels.py")
+    at.multiselect(key="funnel_steps").set_value([]).run()
+    assert any("at least one step" in i.value for i in at.info)
+
+
+def test_experiment_page_shows_variants_with_copy_and_a_verdict(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    at = open_app("pages/experiments.py")
+    assert not at.exception
+    verdicts = [*(s.value for s in at.success), *(i.value for i in at.info), *(w.value for w in at.warning)]
+    assert verdicts, "a verdict line is always shown"
+    assert sum(m.label == "Conversion" for m in at.metric) >= 2
+    at.selectbox(key="exp_breakdown").set_value("attributes.demo_group").run()
+    assert not at.exception
+    assert any("for whom" in t for t in chart_titles(at))

@@ -20,7 +20,8 @@ from playwright.sync_api import Locator, Page, expect
 from .conftest import DATA, wait_idle
 
 # Sidebar label -> the page's st.title
-PAGE_TITLES = {"Overview": "MarketLab", "Catalog": "Catalog", "Import data": "Import data"}
+PAGE_TITLES = {"Overview": "MarketLab", "Catalog": "Catalog", "Import data": "Import data", "Funnels": "Funnels",
+               "Experiments": "Experiments"}
 XSS_TITLE = "<script>window.__pwned=1</script>"
 
 Shot = Callable[[str], Path]
@@ -202,3 +203,23 @@ def test_deep_link_on_fresh_server_uses_app_navigation(page: Page, shot: Shot, f
     wait_idle(page)
     assert nav_labels(page) == list(PAGE_TITLES)
     expect(sidebar_counts(page)).to_be_visible(timeout=5_000)  # app.py ran
+
+
+def test_build_a_funnel_and_see_the_chart(page: Page, shot: Shot, js_errors: list[str]) -> None:
+    open_app(page)
+    go_to(page, "Funnels")
+    # The test log: U1 views, adds to cart and buys; U2 and U3 only view.
+    expect(metric_value(page, "Entered the funnel")).to_have_text("3")
+    expect(metric_value(page, "Completed")).to_have_text("1")
+    chart = page.get_by_test_id("stPlotlyChart").first
+    expect(chart).to_be_visible()
+    expect(chart).to_contain_text("Users reaching each step")
+    shot("funnel")
+
+    choose(page, "Break down by", "device")
+    expect(page.get_by_role("heading", name="By device")).to_be_visible()
+    wait_idle(page)
+    expect(page.get_by_test_id("stPlotlyChart").filter(has_text="by device")).to_be_visible()
+    shot("breakdown")
+    assert_no_exception(page)
+    assert js_errors == []

@@ -1,0 +1,162 @@
+"""Funnels: where shoppers drop off, broken down by anything, over time, and how long each step takes."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import funnels
+from core.errors import MarketLabError
+from core.exports import safe_csv_bytes
+from core.funnels import Condition, FunnelSpec, Step
+from pages._resources import get_store
+from pages._shell import ensure_shell
+from pages._widgets import count, date_range, duration, plain, show_error
+
+ensure_shell()
+store = get_store()
+st.title("Funnels")
+
+names = funnels.list_event_names(store)
+if names.empty:
+    st.info("No events yet. Import an event log on **Import data**, or seed the demo store.")
+    st.stop()
+
+known = names["event_name"].tolist()
+usual = [e for e in ("view", "add_to_cart", "checkout", "purchase") if e in known]
+with st.container(border=True):
+    steps = st.multiselect(
+        "Steps, in order", known, default=usual or known[:3], key="funnel_steps",
+        help="Pick event names in the order shoppers should do them. To reorder, remove a step and add it again.",
+    )
+    c1, c2, c3, c4 = st.columns([1, 1, 1.3, 1.2])
+    amount = c1.number_input("Window", min_value=1, max_value=2160, value=7, key="funnel_window_n")
+    unit = c2.selectbox("unit", ["days", "hours", "minutes"], key="funnel_window_unit", label_visibility="hidden")
+    mode = c3.radio("Counting", ["ordered", "strict"], horizontal=True, key="funnel_mode",
+                    help="ordered: steps in time order within the window (ClickHouse windowFunnel). "
+                         "strict: no other funnel step between two consecutive steps.")
+    first_touch = c4.checkbox("First touch only", key="funnel_first_touch",
+                              help="Count only the chain that starts at each user's first step-1 event.")
+    d1, d2, d3 = st.columns([2, 2, 1])
+    with d1:
+        start, end = date_range(store, key="funnel_dates")
+    options = funnels.breakdown_options(store)
+    labels = {o.key: o.label for o in options}
+    breakdown = d2.selectbox("Break down by", [None, *labels], format_func=lambda k: "nothing" if k is None else labels[k],
+                             key="funnel_breakdown")
+    trend = d3.radio("Trend by", ["day", "week"], horizontal=True, key="funnel_trend")
+    with st.expander("Only purchases with revenue, only one category…"):
+        f1, f2, f3 = st.columns(3)
+        filter_step = f1.selectbox("Narrow step", [None, *range(1, len(steps) + 1)],
+                                   format_func=lambda k: "no step filter" if k is None else f"step {k}: {steps[k - 1]}",
+                                   key="funnel_filter_step")
+        filter_column = f2.selectbox("where", ["revenue", "category", "device", "source", "campaign", "variant_id", "product_id"],
+                                     key="funnel_filter_column")
+        op = f3.selectbox("is", ["=", "!=", ">", ">=", "<", "<="], key="funnel_filter_op")
+        raw_value = st.text_input("value", key="funnel_filter_value", placeholder="e.g. 0, Drinkware, mobile")
+
+if not steps:
+    st.info("Pick at least one step.")
+    st.stop()
+
+
+def _value(text: str) -> object:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+step_objects = [Step(e) for e in steps]
+if filter_step and raw_value.strip():
+    k = filter_step - 1
+    condition = Condition(filter_column, op, _value(raw_value.strip()))
+    step_objects[k] = Step(steps[k], (condition,), label=f"{steps[k]} ({filter_column} {op} {raw_value.strip()})")
+
+try:
+    spec = FunnelSpec(
+        steps=tuple(step_objects), window=f"{amount}{unit[0] if unit != 'minutes' else 'm'}", mode=mode,
+        first_touch_only=first_touch, start=start, end=end, breakdown=breakdown, trend=trend,
+    )
+    with st.spinner("Counting…"):
+        result = funnels.funnel(store, spec)
+except MarketLabError as e:
+    show_error(e)
+    st.stop()
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Entered the funnel", f"{result.users:,}")
+m2.metric("Completed", f"{result.steps[-1].users:,}")
+m3.metric("Overall conversion", "—" if result.conversion is None else f"{result.conversion:.2%}")
+if result.total_timing and result.total_timing.median_s is not None:
+    m4.metric("Median time to complete", duration(result.total_timing.median_s))
+elif result.timings and result.timings[0].median_s is not None:
+    m4.metric("Median time to step 2", duration(result.timings[0].median_s))
+st.caption(f"Answered in {result.seconds:.2f} s.")
+
+chart = go.Figure(go.Funnel(
+    y=[s.label for s in result.steps], x=[s.users for s in result.steps],
+    textinfo="value+percent previous+percent initial",
+))
+chart.update_layout(title="Users reaching each step", margin={"l": 10, "r": 10})
+st.plotly_chart(chart, width="stretch", key="funnel_chart")
+
+table = [{"step": s.step, "event": s.label, "users": s.users, "from previous": s.from_previous,
+          "from first": s.from_first, "dropped here": s.dropped} for s in result.steps]
+st.dataframe(table, hide_index=True, width="stretch", column_config={
+    "from previous": st.column_config.NumberColumn(format="percent"),
+    "from first": st.column_config.NumberColumn(format="percent"),
+})
+
+if result.breakdown is not None and not result.breakdown.empty:
+    st.subheader(f"By {labels.get(breakdown, breakdown)}")
+    frame = result.breakdown
+    fig = px.bar(frame, x="label", y="from_first", color="group", barmode="group",
+                 title=f"Share of step-1 users reaching each step, by {labels.get(breakdown, breakdown)}",
+                 labels={"label": "", "from_first": "from step 1", "group": ""}, hover_data=["users"])
+    fig.update_yaxes(tickformat=".0%")
+    st.plotly_chart(fig, width="stretch", key="funnel_breakdown_chart")
+    last = frame[frame["step"] == len(steps)][["group", "users", "from_first"]].rename(
+        columns={"users": "completed", "from_first": "conversion"})
+    firsts = frame[frame["step"] == 1][["group", "users"]].rename(columns={"users": "entered"})
+    st.dataframe(firsts.merge(last, on="group").sort_values("conversion", ascending=False), hide_index=True,
+                 width="stretch", column_config={"conversion": st.column_config.NumberColumn(format="percent")})
+
+left, right = st.columns(2)
+with left:
+    if not result.trend.empty:
+        fig = px.line(result.trend, x="period", y="conversion", markers=True,
+                      title=f"Conversion by {trend} of the first step", labels={"period": "", "conversion": "conversion"},
+                      hover_data=["started"])
+        fig.update_yaxes(tickformat=".1%")
+        st.plotly_chart(fig, width="stretch", key="funnel_trend_chart")
+with right:
+    timed = [t for t in result.timings if t.users]
+    if timed:
+        pick = st.selectbox("Time to convert", range(len(timed)), key="funnel_timing",
+                            format_func=lambda i: f"step {timed[i].from_step} → {timed[i].to_step}")
+        t = timed[pick]
+        bins = [{"time": label, "users": users} for label, _, _, users in t.histogram]
+        fig = px.bar(bins, x="time", y="users",
+                     title=f"Step {t.from_step} → {t.to_step}: median {duration(t.median_s)}, p90 {duration(t.p90_s)}")
+        st.plotly_chart(fig, width="stretch", key="funnel_timing_chart")
+
+st.subheader("Who dropped off")
+drop_choices = [s for s in result.steps[:-1] if s.dropped]
+if not drop_choices:
+    st.caption("Nobody dropped between steps." if len(result.steps) > 1 else "A one-step funnel has no drop-off.")
+else:
+    chosen = st.selectbox("Users who reached", [s.step for s in drop_choices], key="funnel_drop_step",
+                          format_func=lambda k: f"step {k} ({result.steps[k - 1].label}) but not the next — "
+                                                f"{count(result.steps[k - 1].dropped, 'user')}")
+    if st.button("Prepare the list", key="funnel_drop_prepare"):
+        try:
+            dropped = funnels.dropped_users(store, spec, chosen)
+        except MarketLabError as e:
+            show_error(e)
+            st.stop()
+        st.download_button(f"Download {count(len(dropped), 'user id')} (CSV)", safe_csv_bytes(dropped),
+                           file_name=f"dropped-at-step-{chosen}.csv", mime="text/csv", key="funnel_drop_csv")
+        st.dataframe(dropped.head(200), hide_index=True, width="stretch")
+st.caption(plain(f"Window {amount} {unit}, {mode} counting" + (", first touch only" if first_touch else "") + "."))
