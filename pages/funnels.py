@@ -46,15 +46,21 @@ with st.container(border=True):
     breakdown = d2.selectbox("Break down by", [None, *labels], format_func=lambda k: "nothing" if k is None else labels[k],
                              key="funnel_breakdown")
     trend = d3.radio("Trend by", ["day", "week"], horizontal=True, key="funnel_trend")
-    with st.expander("Only purchases with revenue, only one category…"):
+    with st.expander("Filters: only purchases with revenue, one category, one country…"):
         f1, f2, f3 = st.columns(3)
-        filter_step = f1.selectbox("Narrow step", [None, *range(1, len(steps) + 1)],
-                                   format_func=lambda k: "no step filter" if k is None else f"step {k}: {steps[k - 1]}",
+        filter_step = f1.selectbox("Narrow events of", [None, "all", *range(1, len(steps) + 1)],
+                                   format_func=lambda k: "no event filter" if k is None else "every step" if k == "all"
+                                   else f"step {k}: {steps[k - 1]}",
                                    key="funnel_filter_step")
         filter_column = f2.selectbox("where", ["revenue", "category", "device", "source", "campaign", "variant_id", "product_id"],
                                      key="funnel_filter_column")
         op = f3.selectbox("is", ["=", "!=", ">", ">=", "<", "<="], key="funnel_filter_op")
         raw_value = st.text_input("value", key="funnel_filter_value", placeholder="e.g. 0, Drinkware, mobile")
+        user_keys = [o.key for o in options if o.kind in ("user", "attribute")]
+        u1, u2 = st.columns([1, 2])
+        user_column = u1.selectbox("Only users whose", [None, *user_keys], key="funnel_user_column",
+                                   format_func=lambda k: "no user filter" if k is None else labels[k])
+        user_value = u2.text_input("equals", key="funnel_user_value", placeholder="e.g. DE, loyal_big_spenders")
 
 if not steps:
     st.info("Pick at least one step.")
@@ -69,15 +75,26 @@ def _value(text: str) -> object:
 
 
 step_objects = [Step(e) for e in steps]
-if filter_step and raw_value.strip():
-    k = filter_step - 1
-    condition = Condition(filter_column, op, _value(raw_value.strip()))
-    step_objects[k] = Step(steps[k], (condition,), label=f"{steps[k]} ({filter_column} {op} {raw_value.strip()})")
+event_filters: tuple[Condition, ...] = ()
+user_filters: tuple[Condition, ...] = ()
+try:
+    if filter_step == "all" and raw_value.strip():
+        event_filters = (Condition(filter_column, op, _value(raw_value.strip())),)
+    elif filter_step and raw_value.strip():
+        k = filter_step - 1
+        condition = Condition(filter_column, op, _value(raw_value.strip()))
+        step_objects[k] = Step(steps[k], (condition,), label=f"{steps[k]} ({filter_column} {op} {raw_value.strip()})")
+    if user_column and user_value.strip():
+        user_filters = (Condition(user_column, "=", user_value.strip()),)
+except MarketLabError as e:
+    show_error(e)
+    st.stop()
 
 try:
     spec = FunnelSpec(
         steps=tuple(step_objects), window=f"{amount}{unit[0] if unit != 'minutes' else 'm'}", mode=mode,
         first_touch_only=first_touch, start=start, end=end, breakdown=breakdown, trend=trend,
+        event_filters=event_filters, user_filters=user_filters,
     )
     with st.spinner("Counting…"):
         result = funnels.funnel(store, spec)

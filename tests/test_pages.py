@@ -170,6 +170,12 @@ def test_funnel_page_counts_the_demo_funnel_and_breaks_it_down(demo_db: Path, mo
     at.selectbox(key="funnel_filter_op").set_value(">").run()
     at.text_input(key="funnel_filter_value").set_value("0").run()
     assert not at.exception and not at.error
+    everyone = int({m.label: m.value for m in at.metric}["Entered the funnel"].replace(",", ""))
+    at.selectbox(key="funnel_user_column").set_value("attributes.demo_group").run()
+    at.text_input(key="funnel_user_value").set_value("loyal_big_spenders").run()
+    assert not at.exception and not at.error
+    loyal = int({m.label: m.value for m in at.metric}["Entered the funnel"].replace(",", ""))
+    assert 0 < loyal < everyone
 
 
 def test_funnel_page_explains_an_impossible_step(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
