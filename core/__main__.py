@@ -1,4 +1,4 @@
-"""The command line: ``python -m core {demo,ingest,funnel} ...``.
+"""The command line: ``python -m core {demo,ingest,funnel,segment} ...``.
 
 Every subcommand takes ``--db PATH`` and ``--json``, exits 0 on success, and on failure prints
 one clear line to stderr (no traceback) and exits non-zero: 2 for a problem with the input
@@ -123,6 +123,31 @@ def cmd_funnel(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def cmd_segment(args: argparse.Namespace, store: Store) -> int:
+    from core.segments import run_segmentation
+
+    k: int | str = "auto"
+    if args.k != "auto":
+        try:
+            k = int(args.k)
+        except ValueError:
+            raise MarketLabError(f"--k takes 'auto' or a whole number, got {args.k!r}.", title="Bad option") from None
+
+    def progress(fraction: float, message: str) -> None:
+        if not args.json:
+            print(f"  {fraction:4.0%}  {message}", file=sys.stderr)
+
+    run = run_segmentation(store, k=k, method=args.method, features=args.features, use_text=args.text, progress=progress)
+    summary = run.summary()
+    lines = [f"Segmentation {run.run_id}: {run.method}, k={run.k}, {run.users:,} users"
+             + (f", silhouette {summary['silhouette']:.2f}" if summary.get("silhouette") is not None else "")]
+    for seg in summary["segments"]:
+        lines.append(f"  {seg['segment_id']} {seg['name']}: {seg['size']:,} users ({seg['share']:.0%}), "
+                     f"conversion {seg['conversion_rate']:.1%}, revenue share {seg['revenue_share']:.0%}")
+    _emit(summary, args.json, "\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="MarketLab from the command line.")
     common = argparse.ArgumentParser(add_help=False)
@@ -156,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     fun.add_argument("--from", dest="start", help="first day counted, e.g. 2026-09-01")
     fun.add_argument("--to", dest="end", help="day after the last one counted")
     fun.set_defaults(func=cmd_funnel)
+
+    seg = sub.add_parser("segment", parents=[common], help="segment customers and save the run")
+    seg.add_argument("--k", default="auto", help="number of clusters, or auto (best silhouette over 3–8)")
+    seg.add_argument("--method", choices=["kmeans", "rfm"], default="kmeans", help="k-means on behaviour, or the standard RFM segments")
+    seg.add_argument("--features", default="behaviour", help="feature set: behaviour, value, engagement or all")
+    seg.add_argument("--text", action="store_true", help="add review-text components (all-MiniLM-L6-v2; slower)")
+    seg.set_defaults(func=cmd_segment)
     return parser
 
 

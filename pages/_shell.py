@@ -37,6 +37,7 @@ PAGES = (
     PageSpec("pages/data_import.py", "Import data", ":material/upload_file:"),
     PageSpec("pages/funnels.py", "Funnels", ":material/filter_alt:"),
     PageSpec("pages/experiments.py", "Experiments", ":material/science:"),
+    PageSpec("pages/segments.py", "Segments", ":material/group_work:"),
 )
 
 

@@ -104,3 +104,14 @@ def test_funnel_prints_steps_as_json_and_refuses_unknown_steps(tmp_path: Path) -
     assert [s["users"] for s in counted["steps"]] == [3, 1, 1]
     assert "Unknown funnel step" in assert_one_clean_error_line(cli("funnel", "--steps", "view,nope", "--db", db))
     assert "Bad option" in assert_one_clean_error_line(cli("funnel", "--steps", ",", "--db", db))
+
+
+def test_segment_saves_a_run_and_reports_it_as_json(tmp_path: Path) -> None:
+    db = str(tmp_path / "seg.duckdb")
+    assert cli("demo", "--db", db, "--scale", "0.02").returncode == 0
+    result = cli("segment", "--k", "4", "--db", db, "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["k"] == 4 and len(run["segments"]) == 4
+    assert all(seg["persona"] for seg in run["segments"])
+    assert "Bad option" in assert_one_clean_error_line(cli("segment", "--k", "many", "--db", db))

@@ -12,7 +12,8 @@ from conftest import DATA, ROOT
 from core.ingest import ingest_file
 from core.store import Store
 
-PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py", "pages/funnels.py", "pages/experiments.py"]
+PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py", "pages/funnels.py", "pages/experiments.py",
+         "pages/segments.py"]
 
 
 @pytest.fixture
@@ -195,3 +196,42 @@ def test_experiment_page_shows_variants_with_copy_and_a_verdict(demo_db: Path, m
     at.selectbox(key="exp_breakdown").set_value("attributes.demo_group").run()
     assert not at.exception
     assert any("for whom" in t for t in chart_titles(at))
+
+
+def test_segments_page_runs_a_segmentation_and_shows_personas_map_and_propensity(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    at = open_app("pages/segments.py")
+    at.selectbox(key="seg_k").set_value(5).run()
+    at.button(key="seg_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Saved run" in s.value for s in at.success)
+    assert {m.label: m.value for m in at.metric}["Segments"] == "5"
+    assert any(t.startswith("Users on a 2-D map") for t in chart_titles(at))
+    assert len(at.get("download_button")) >= 5  # one export per persona card
+    at.button(key="seg_to_funnel").click().run()
+    assert not at.exception
+    assert at.selectbox(key="funnel_breakdown").value.startswith("segment:")
+
+
+def test_propensity_is_scored_on_a_time_split_with_a_target_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.sample_data import build_demo
+
+    store = Store(tmp_path / "medium.duckdb")
+    build_demo(store, scale=0.1)  # 3,000 users: enough buyers in each window to learn from
+    store.close()
+    monkeypatch.setenv("MARKETLAB_DB", str(tmp_path / "medium.duckdb"))
+    at = open_app("pages/segments.py")
+    at.button(key="seg_run").click().run()
+    at.button(key="seg_propensity").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(t.startswith("Calibration") for t in chart_titles(at))
+    assert any("target list" in b.label for b in at.get("download_button"))
+
+
+def test_propensity_with_too_few_buyers_says_so(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    at = open_app("pages/segments.py")
+    at.button(key="seg_run").click().run()
+    at.button(key="seg_propensity").click().run()
+    assert not at.exception
+    assert any("Not enough purchases" in e.value for e in at.error)

@@ -161,6 +161,16 @@ def fresh_app_url(chromium_executable: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def demo_app_url(chromium_executable: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server of its own on a small demo store (600 users in planted groups): for segments."""
+    workdir = tmp_path_factory.mktemp("e2e-demo")
+    db = workdir / "demo.duckdb"
+    _run_cli("demo", "--scale", "0.02", "--db", str(db), env=dict(os.environ))
+    with serve_app(db, workdir) as url:
+        yield url
+
+
 # ---------------------------------------------------------------- per-test helpers
 
 

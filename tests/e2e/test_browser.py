@@ -21,7 +21,7 @@ from .conftest import DATA, wait_idle
 
 # Sidebar label -> the page's st.title
 PAGE_TITLES = {"Overview": "MarketLab", "Catalog": "Catalog", "Import data": "Import data", "Funnels": "Funnels",
-               "Experiments": "Experiments"}
+               "Experiments": "Experiments", "Segments": "Segments"}
 XSS_TITLE = "<script>window.__pwned=1</script>"
 
 Shot = Callable[[str], Path]
@@ -221,5 +221,19 @@ def test_build_a_funnel_and_see_the_chart(page: Page, shot: Shot, js_errors: lis
     wait_idle(page)
     expect(page.get_by_test_id("stPlotlyChart").filter(has_text="by device")).to_be_visible()
     shot("breakdown")
+    assert_no_exception(page)
+    assert js_errors == []
+
+
+def test_run_a_segmentation_and_see_the_map(page: Page, shot: Shot, js_errors: list[str], demo_app_url: str) -> None:
+    page.goto(f"{demo_app_url}/segments")
+    expect(page.get_by_role("heading", name="Segments", level=1)).to_be_visible()
+    wait_idle(page)
+    page.get_by_role("button", name="Run segmentation").click()
+    expect(page.get_by_text(re.compile(r"Saved run run-"))).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    expect(page.get_by_test_id("stPlotlyChart").filter(has_text="Users on a 2-D map")).to_be_visible()
+    expect(page.get_by_role("heading", name="Personas")).to_be_visible()
+    shot("map")
     assert_no_exception(page)
     assert js_errors == []

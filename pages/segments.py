@@ -1,0 +1,163 @@
+"""Segments: customer clusters and RFM segments with persona cards, a map, comparison, propensity and export."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core import segments
+from core.errors import MarketLabError
+from core.exports import safe_csv_bytes
+from core.segments import FEATURE_SETS, rfm
+from core.segments.profiles import compare
+from pages._resources import get_store
+from pages._shell import ensure_shell
+from pages._widgets import count, plain, show_error
+
+ensure_shell()
+store = get_store()
+st.title("Segments")
+
+with st.expander("Run a new segmentation", expanded=not segments.list_runs(store)):
+    c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1])
+    method = c1.radio("Method", ["kmeans", "rfm"], horizontal=True, key="seg_method",
+                      format_func=lambda m: {"kmeans": "clusters (k-means)", "rfm": "RFM segments"}[m])
+    k_choice = c2.selectbox("Segments", ["auto", *range(3, 9)], key="seg_k", disabled=method == "rfm",
+                            help="auto: the k with the best silhouette between 3 and 8")
+    feature_set = c3.selectbox("Features", list(FEATURE_SETS), key="seg_features", disabled=method == "rfm")
+    use_text = c4.checkbox("Add review text", key="seg_text", disabled=method == "rfm",
+                           help="Review texts embedded with all-MiniLM-L6-v2 and reduced to a few components. Slower.")
+    if st.button("Run segmentation", type="primary", key="seg_run"):
+        bar = st.progress(0.0, text="Starting…")
+        try:
+            run = segments.run_segmentation(store, k=k_choice, method=method, features=feature_set, use_text=use_text,
+                                            progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+        except MarketLabError as e:
+            show_error(e)
+            st.stop()
+        bar.empty()
+        st.session_state["seg_run_id"] = run.run_id
+        st.success(f"Saved run {run.run_id}: {count(run.users, 'user')} in {count(len(run.segments), 'segment')}.")
+
+runs = segments.list_runs(store)
+if not runs:
+    st.info("No segmentation yet: run one above. It needs an event log (upload one, or seed the demo store).")
+    st.stop()
+run_labels = {r.run_id: f"{r.created_at:%d %b %H:%M} · {r.method}, k={r.k}, {r.users:,} users" for r in runs}
+ids = list(run_labels)
+if st.session_state.get("seg_run_id") not in ids:
+    st.session_state["seg_run_id"] = ids[0]
+run_id = st.selectbox("Segmentation", ids, format_func=run_labels.get, key="seg_run_id")
+run = segments.load_run(store, run_id)
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Users", f"{run.users:,}")
+m2.metric("Segments", run.k)
+silhouette = run.quality.get("silhouette")
+m3.metric("Silhouette", "—" if silhouette is None else f"{silhouette:.2f}",
+          help="How well separated the clusters are, from -1 to 1; above 0.25 is a usable structure on behaviour data.")
+m4.metric("Method", run.method)
+
+names = {s.segment_id: s.name for s in run.segments}
+left, right = st.columns([3, 2])
+with left:
+    if run.map is not None and not run.map.empty:
+        frame = run.map.assign(segment=run.map["segment"].map(names).fillna(run.map["segment"]))
+        fig = px.scatter(frame, x="x", y="y", color="segment", opacity=0.6, hover_data=["user_id"],
+                         title=f"Users on a 2-D map ({run.params.get('map_method', 'PCA')}), {len(frame):,} sampled",
+                         labels={"x": "", "y": ""})
+        fig.update_traces(marker={"size": 5})
+        st.plotly_chart(fig, width="stretch", key="seg_map")
+with right:
+    sizes = pd.DataFrame([{"segment": s.name, "users": s.size, "share": s.share, "revenue share": s.profile.revenue_share}
+                          for s in run.segments])
+    fig = px.bar(sizes, x="users", y="segment", orientation="h", title="Segment sizes", hover_data=["share", "revenue share"])
+    st.plotly_chart(fig, width="stretch", key="seg_sizes")
+    by_k = run.quality.get("silhouette_by_k")
+    if by_k:
+        fig = px.line(x=[int(k) for k in by_k], y=list(by_k.values()), markers=True, title="Silhouette by k",
+                      labels={"x": "k", "y": "silhouette"})
+        st.plotly_chart(fig, width="stretch", key="seg_silhouette")
+
+st.subheader("Personas")
+st.caption("Each persona is written from its segment's numbers only; the numbers stay beside it.")
+for row_start in range(0, len(run.segments), 3):
+    columns = st.columns(3)
+    for col, seg in zip(columns, run.segments[row_start:row_start + 3]):
+        p = seg.profile
+        with col.container(border=True):
+            st.markdown(f"**{plain(seg.name)}**")
+            st.caption(f"{p.size:,} users · {p.share:.0%} of the base · {p.revenue_share:.0%} of revenue")
+            st.text(seg.persona)
+            a, b = st.columns(2)
+            a.metric("Conversion", f"{p.conversion_rate:.1%}")
+            b.metric("Order value", "—" if p.aov is None else f"{p.aov:,.0f}")
+            facts = [f"median orders {p.frequency_median:g}, spend {p.monetary_median:,.0f}"]
+            if p.top_categories:
+                facts.append("top categories: " + ", ".join(f"{c} {s:.0%}" for c, s in p.top_categories[:3]))
+            if p.top_devices:
+                facts.append("devices: " + ", ".join(f"{d} {s:.0%}" for d, s in p.top_devices[:3]))
+            facts += [f"{d.label}: {d.segment:,.3g} vs {d.base:,.3g} for everyone" for d in p.differences[:3]]
+            st.caption(plain("; ".join(facts)))
+            st.download_button(f"Export {count(p.size, 'user id')} (CSV)", segments.export_segment_csv(store, run.run_id, seg.segment_id),
+                               file_name=f"{run.run_id}-{seg.segment_id}.csv", mime="text/csv",
+                               key=f"seg_export_{seg.segment_id}")
+
+b1, b2 = st.columns(2)
+if b1.button("Break down the funnel by this segmentation", key="seg_to_funnel"):
+    st.session_state["funnel_breakdown"] = f"segment:{run.run_id}"
+    st.switch_page("pages/funnels.py")
+if b2.button("See which copy converts for each segment", key="seg_to_experiments"):
+    st.session_state["exp_breakdown"] = f"segment:{run.run_id}"
+    st.switch_page("pages/experiments.py")
+
+st.subheader("Compare two segments")
+if len(run.segments) >= 2:
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("Segment", list(names), format_func=names.get, key="seg_compare_a")
+    b = c2.selectbox("with", list(names), index=1, format_func=names.get, key="seg_compare_b")
+    table = compare(run.segment(a).profile, run.segment(b).profile, run.base)
+    shown = [c for c in table.columns if c not in ("metric", "unit")]
+    # Numbers and text ("Apparel (22%)") share a column: show every cell as text.
+    table[shown] = table[shown].map(lambda v: "—" if v is None or v != v else f"{v:,.3g}" if isinstance(v, (int, float)) else str(v))
+    st.dataframe(table.rename(columns=names), hide_index=True, width="stretch")
+
+with st.expander("RFM rules (first match wins)"):
+    st.dataframe(rfm.rule_table(), hide_index=True, width="stretch")
+
+st.subheader("Conversion propensity")
+st.caption("Probability of ordering in the next 14 days, learned from features up to a cutoff and checked on the "
+           "following period, against a recency-only baseline.")
+prop_key = f"seg_propensity_{run.run_id}"
+if st.button("Score propensity", key="seg_propensity"):
+    from core.segments.propensity import score_propensity
+
+    with st.spinner("Training on one window, testing on the next…"):
+        try:
+            st.session_state[prop_key] = score_propensity(store, horizon_days=14)
+        except MarketLabError as e:
+            show_error(e)
+result = st.session_state.get(prop_key)
+if result is not None:
+    from core.segments.propensity import propensity_by_segment, target_list
+
+    scores = pd.DataFrame([{"model": m.name, "ROC AUC": m.roc_auc, "PR AUC": m.pr_auc, "Brier": m.brier,
+                            "chosen": name == result.chosen} for name, m in result.models.items()])
+    st.dataframe(scores, hide_index=True, width="stretch")
+    chosen = result.models[result.chosen]
+    calib = pd.DataFrame(chosen.calibration, columns=["predicted", "observed", "users"])
+    fig = px.line(calib, x="predicted", y="observed", markers=True, hover_data=["users"],
+                  title=f"Calibration of {chosen.name} on the test period")
+    fig.add_shape(type="line", x0=0, y0=0, x1=float(calib["predicted"].max() or 1), y1=float(calib["predicted"].max() or 1),
+                  line={"dash": "dot", "color": "grey"})
+    st.plotly_chart(fig, width="stretch", key="seg_calibration")
+    labels = segments.run_labels(store, run.run_id)
+    per_segment = propensity_by_segment(result, labels)
+    per_segment["segment"] = per_segment["segment"].map(names).fillna(per_segment["segment"])
+    st.dataframe(per_segment, hide_index=True, width="stretch")
+    targets = target_list(result, labels=labels)
+    targets["segment"] = targets["segment"].map(names).fillna(targets["segment"])
+    st.download_button(f"Download the target list: {count(len(targets), 'user')} with high propensity, not yet converted (CSV)",
+                       safe_csv_bytes(targets), file_name="high-propensity-not-converted.csv", mime="text/csv",
+                       key="seg_targets_csv")
