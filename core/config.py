@@ -25,6 +25,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MARKETLAB_MAX_UPLOAD_MB", "200", "Largest file an upload may be, in MB; larger files are refused before parsing."),
     Setting("MARKETLAB_MODEL", "HuggingFaceTB/SmolLM2-135M-Instruct", "Language model: the bundled SmolLM2 by default, or a local Hugging Face directory."),
     Setting("MARKETLAB_DEVICE", "auto", "Where the model runs: auto (CUDA when available), cuda or cpu."),
+    Setting("MARKETLAB_MODEL_CACHE", "~/.cache/marketlab/models", "Where the bundled GGUF is converted to safetensors once, so later loads take seconds."),
+    Setting("MARKETLAB_LLM_URL", "", "An OpenAI-compatible server (vLLM, TGI) to generate with instead of the local model; empty: local."),
 )
 
 _DEVICES = ("auto", "cuda", "cpu")
@@ -36,6 +38,8 @@ class Settings:
     max_upload_mb: float
     model: str
     device: str
+    model_cache: str
+    llm_url: str
 
     @property
     def max_upload_bytes(self) -> int:
@@ -63,4 +67,6 @@ def load_settings() -> Settings:
         max_upload_mb=max_mb,
         model=_get("MARKETLAB_MODEL"),
         device=device,
+        model_cache=_get("MARKETLAB_MODEL_CACHE"),
+        llm_url=os.environ.get("MARKETLAB_LLM_URL", "").strip(),
     )

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.config import load_settings
 from core.errors import MarketLabError
-from pages._resources import get_store
+from pages._resources import get_store, loaded_engine_summary
 from pages._widgets import plain, show_error
 
 _DRAWN = "_shell_drawn_this_run"
@@ -38,6 +38,7 @@ PAGES = (
     PageSpec("pages/funnels.py", "Funnels", ":material/filter_alt:"),
     PageSpec("pages/experiments.py", "Experiments", ":material/science:"),
     PageSpec("pages/segments.py", "Segments", ":material/group_work:"),
+    PageSpec("pages/copy_studio.py", "Copy Studio", ":material/edit_note:"),
 )
 
 
@@ -60,6 +61,8 @@ def draw_shell() -> None:
             f"{counts['products']:,} products · {counts['users']:,} users · "
             f"{counts['events']:,} events · {counts['reviews']:,} reviews"
         )
+        model = loaded_engine_summary()
+        st.caption(plain(f"Model: {model}") if model else plain(f"Model: {settings.model} (loads on first use, device {settings.device})"))
 
 
 def ensure_shell() -> None:

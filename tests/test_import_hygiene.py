@@ -11,7 +11,7 @@ from conftest import ROOT
 
 
 def core_modules() -> list[str]:
-    return sorted(f"core.{m.name}" for m in pkgutil.walk_packages(core.__path__) if m.name != "__main__")
+    return sorted(m.name for m in pkgutil.walk_packages(core.__path__, prefix="core.") if not m.name.endswith("__main__"))
 
 
 def test_every_core_module_imports_without_streamlit() -> None:

@@ -13,7 +13,7 @@ from core.ingest import ingest_file
 from core.store import Store
 
 PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py", "pages/funnels.py", "pages/experiments.py",
-         "pages/segments.py"]
+         "pages/segments.py", "pages/copy_studio.py"]
 
 
 @pytest.fixture
@@ -235,3 +235,43 @@ def test_propensity_with_too_few_buyers_says_so(demo_db: Path, monkeypatch: pyte
     at.button(key="seg_propensity").click().run()
     assert not at.exception
     assert any("Not enough purchases" in e.value for e in at.error)
+
+
+class FakeEngine:
+    """Answers in the RSA format, one over-long headline and one unbacked claim, like the small model does."""
+
+    def describe(self):
+        from core.llm import ModelInfo
+
+        return ModelInfo("fake", "test", "cpu", "float32", 1)
+
+    def generate(self, prompts, *, n=1, max_new_tokens=64, temperature=0.7, top_p=0.95, seed=None):
+        from core.llm import GenerationResult
+
+        texts = ["Headline: Summit Steel Bottle\nDescription: Keeps drinks cold all day.",
+                 "Headline: The Waterproof Bottle You Will Carry Everywhere Forever\nDescription: Waterproof and eco-friendly."]
+        return [GenerationResult(p, v, texts[v % 2], 10, 10, "stop", 0.01, n, seed or 0, "fake")
+                for p in range(len(prompts)) for v in range(n)]
+
+
+def test_copy_studio_generates_scores_and_approves_with_a_fake_model(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pages._resources as resources
+
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    monkeypatch.setattr(resources, "get_engine", lambda: FakeEngine())
+    at = open_app("pages/copy_studio.py")
+    assert not at.exception
+    at.button(key="copy_generate").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    areas = [a for a in at.text_area if a.key.startswith("copy_edit_")]
+    assert areas, "variants are shown as editable cards"
+    for area in areas:
+        if "(" in area.label and "/" in area.label:
+            used, limit = area.label.rsplit("(", 1)[1].rstrip(")").split("/")
+            assert int(used) <= int(limit), area.label
+    approve = [b for b in at.button if b.key.startswith("copy_approve_") and not b.disabled]
+    assert approve
+    approve[0].click().run()
+    assert not at.exception
+    assert any(b.key == "copy_export_json" for b in at.get("download_button"))

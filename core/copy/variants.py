@@ -1,0 +1,589 @@
+"""Copy variants: generate (oversample, repair, score, keep the best), save, list, edit, approve.
+
+``generate_variants`` asks the model for ``oversample`` times more candidates than wanted,
+turns each answer into fields within the channel's limits (``core.copy.limits``), scores
+them (``core.copy.scoring``), drops exact duplicates, and keeps the best ``n`` per product
+and tone: compliant first, then faithful, then by score, skipping near-duplicates while
+there is choice. When too few candidates are compliant and faithful it asks again with
+the next seed, up to ``max_rounds`` times; ``tries`` on each variant says how many rounds
+its product needed. A variant that is not compliant is never returned.
+
+The model is a plain callable, so tests pass a fake and the page passes the resident one
+(``engine_generate_fn(engine)`` wraps a ``core.llm`` engine):
+
+    generate_fn(prompts: list[list[dict]], n: int, max_new_tokens: int, temperature: float, seed: int)
+        -> list[list[str]]   # n answers per prompt, in order
+
+An answer may also be an object with ``.text`` and ``.finish_reason`` (core.llm's
+GenerationResult): one cut at max_new_tokens ("length") loses its last, possibly half, word.
+
+Nothing is written while generating; ``save=True`` writes the returned drafts in one
+transaction at the end, so a failed or cancelled run leaves saved variants as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from core.copy.channels import CHANNELS, ChannelSpec, get_channel, get_tone
+from core.copy.facts import ProductFacts, catalog_brands, instruction_like, iter_values, load_facts
+from core.copy.limits import Repaired, check_fields, repair
+from core.copy.prompts import EXAMPLE_BRANDS, build_messages
+from core.copy.scoring import (
+    DEFAULT_BANNED, FAMOUS_BRANDS, NEAR_DUPLICATE, WEIGHTS, Evidence, VariantScore, components, score_set,
+    score_variant, similarity,
+)
+from core.errors import MarketLabError
+from core.store import Store
+
+GenerateFn = Callable[..., list[list[str]]]
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+
+STATUSES = ("draft", "approved", "rejected")
+MAX_N = 10  # variants per product and tone a marketer can compare side by side
+MAX_OVERSAMPLE = 8
+
+
+class CopyError(MarketLabError):
+    default_title = "Copy could not be generated"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)  # stored as UTC without a zone, like events.ts
+
+
+def new_variant_id() -> str:
+    return "CV-" + uuid.uuid4().hex[:16]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    product_ids: tuple[str, ...]
+    channel: str
+    tones: tuple[str, ...] = ("friendly",)
+    n: int = 3  # variants returned per product and tone
+    temperature: float = 0.8
+    seed: int = 0
+    segment_id: str | None = None  # the target segment, stored with each variant for funnels
+    persona: str = ""  # that segment's persona text, shown to the model
+    oversample: int = 3  # candidates asked for per variant wanted: small models miss limits and facts
+    max_rounds: int = 3  # model calls per product before settling for what there is
+    batch_size: int = 16  # prompts per model call; progress and cancel act between calls
+    banned: tuple[str, ...] = DEFAULT_BANNED
+
+    def __post_init__(self) -> None:
+        for name in ("product_ids", "tones", "banned"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            else:
+                object.__setattr__(self, name, tuple(value))
+
+    def check(self) -> ChannelSpec:
+        """The channel spec, once every setting is known to be usable."""
+        spec = get_channel(self.channel)
+        if not self.tones:
+            raise MarketLabError("Pick at least one tone.", title="No tone chosen")
+        for tone in self.tones:
+            get_tone(tone)
+        if not self.product_ids:
+            raise MarketLabError("Pick at least one product.", title="No product chosen")
+        if not 1 <= self.n <= MAX_N:
+            raise MarketLabError(f"Ask for 1 to {MAX_N} variants, not {self.n}.", title="Invalid number of variants")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise MarketLabError(f"Temperature must be between 0 and 2, not {self.temperature}.", title="Invalid temperature")
+        if not 1 <= self.oversample <= MAX_OVERSAMPLE:
+            raise MarketLabError(f"Oversampling must be between 1 and {MAX_OVERSAMPLE}.", title="Invalid setting")
+        if self.max_rounds < 1 or self.batch_size < 1:
+            raise MarketLabError("max_rounds and batch_size must be at least 1.", title="Invalid setting")
+        return spec
+
+
+@dataclass
+class Variant:
+    product_id: str
+    channel: str
+    tone: str
+    fields: dict[str, str]
+    scores: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # model, temperature, seed, prompt…: the audit trail
+    model: str | None = None
+    segment_id: str | None = None
+    status: str = "draft"
+    variant_id: str = field(default_factory=new_variant_id)
+    created_at: datetime = field(default_factory=_now)
+
+    @property
+    def compliant(self) -> bool:
+        """Within every limit of its channel: from the scores, or checked now for copy never scored (the demo's)."""
+        if "compliant" in self.scores:
+            return bool(self.scores["compliant"])
+        try:
+            return not check_fields(self.fields, get_channel(self.channel))
+        except MarketLabError:
+            return False
+
+    @property
+    def tries(self) -> int:
+        return int(self.params.get("tries", 0))
+
+    @property
+    def rank(self) -> int:
+        return int(self.scores.get("rank", 0))
+
+    @property
+    def unsupported_claims(self) -> list[str]:
+        return [c["message"] for c in self.scores.get("unsupported_claims", [])]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["created_at"] = self.created_at.isoformat(sep=" ", timespec="seconds")
+        return out
+
+
+# --- generation ------------------------------------------------------------------------
+
+
+@dataclass
+class _Candidate:
+    repaired: Repaired
+    score: VariantScore
+    round: int
+    seed: int
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return self.repaired.fields
+
+    @property
+    def good(self) -> bool:
+        """What more rounds are spent looking for: compliant, faithful text the model wrote about this product.
+
+        "About this product": it mentions at least one key attribute, when the product has any;
+        SmolLM2 sometimes answers "Love you. Love you." in perfect format.
+        """
+        cov = self.score.coverage
+        on_topic = bool(cov["mentioned"]) or not cov["missing"]
+        return self.score.compliant and self.score.faithful and self.repaired.from_model > 0 and on_topic
+
+    def sort_key(self) -> tuple:
+        prelim = sum(WEIGHTS[k] * v for k, v in components(self.score).items())
+        return (not self.score.compliant, len(self.score.distinct_claims), bool(self.score.banned),
+                -self.repaired.from_model, -prelim)
+
+
+@dataclass
+class _Job:
+    facts: ProductFacts
+    tone: str
+    messages: list[dict[str, str]]
+    evidence: Evidence
+    pool: list[_Candidate] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    tries: int = 0
+    answers: int = 0
+    rejected: int = 0
+
+    def good_count(self) -> int:
+        return sum(1 for c in self.pool if c.good)
+
+
+def _model_name(generate_fn: GenerateFn, given: str | None) -> str:
+    if given:
+        return given
+    for owner in (generate_fn, getattr(generate_fn, "__self__", None)):
+        for attr in ("model_name", "name"):
+            value = getattr(owner, attr, None)
+            if isinstance(value, str) and value:
+                return value
+    return "unknown"
+
+
+def engine_generate_fn(engine: Any) -> GenerateFn:
+    """A ``core.llm`` engine (``generate(prompts, n=…) -> [GenerationResult]``, flat) as a GenerateFn."""
+
+    def generate(prompts: list[list[dict[str, str]]], n: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[Any]]:
+        results = engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        grouped: list[list[Any]] = [[] for _ in prompts]
+        for result in sorted(results, key=lambda r: (r.prompt_index, r.variant_index)):
+            grouped[result.prompt_index].append(result)
+        return grouped
+
+    try:
+        generate.model_name = engine.describe().name  # type: ignore[attr-defined]
+    except Exception:  # a model name is for the audit trail; its absence must not stop generation
+        generate.model_name = type(engine).__name__  # type: ignore[attr-defined]
+    return generate
+
+
+def _answer(item: Any) -> tuple[str, bool]:
+    """(text, cut at max_new_tokens) from a str or a GenerationResult-like object."""
+    if isinstance(item, str):
+        return item, False
+    text = getattr(item, "text", None)
+    if isinstance(text, str):
+        return text, getattr(item, "finish_reason", "") == "length"
+    return str(item), False
+
+
+def _call_model(generate_fn: GenerateFn, prompts: list[list[dict[str, str]]], n: int, spec: ChannelSpec,
+                temperature: float, seed: int) -> list[list[tuple[str, bool]]]:
+    try:
+        answers = generate_fn(prompts, n=n, max_new_tokens=spec.max_new_tokens, temperature=temperature, seed=seed)
+    except MarketLabError:
+        raise
+    except Exception as e:  # the model's own errors (CUDA, out of memory, a server) are wrapped once, here
+        raise CopyError(f"{type(e).__name__}: {e}", title="The language model failed") from e
+    if not isinstance(answers, (list, tuple)) or len(answers) != len(prompts):
+        raise CopyError(f"The model returned {len(answers) if isinstance(answers, (list, tuple)) else 'no'} answer lists "
+                        f"for {len(prompts)} prompts.", title="The language model failed")
+    return [[_answer(a) for a in (group if isinstance(group, (list, tuple)) else [group])] for group in answers]
+
+
+def _dedupe_key(fields: Mapping[str, str]) -> str:
+    return " | ".join(" ".join(str(v).lower().split()) for _, v in sorted(fields.items()))
+
+
+def _select(pool: list[_Candidate], n: int) -> list[_Candidate]:
+    """The best n compliant candidates, skipping near-duplicates of those already kept while there is choice."""
+    ranked = sorted((c for c in pool if c.score.compliant), key=_Candidate.sort_key)
+    chosen: list[_Candidate] = []
+    for candidate in ranked:
+        if len(chosen) == n:
+            break
+        if all(similarity(candidate.fields, c.fields) < NEAR_DUPLICATE for c in chosen):
+            chosen.append(candidate)
+    for candidate in ranked:  # too few distinct ones: near-duplicates fill up, and self-BLEU shows it
+        if len(chosen) == n:
+            break
+        if candidate not in chosen:
+            chosen.append(candidate)
+    return chosen
+
+
+def _data_warnings(facts: ProductFacts) -> list[str]:
+    """What a marketer should know about the product's own data before trusting the copy."""
+    texts = [str(v) for v in facts.field_values().values()]
+    texts += [t for v in facts.attributes.values() for t in iter_values(v)] + list(facts.attributes)
+    if any(instruction_like(t) for t in texts):
+        return ["The product's data contains text addressed to a language model (e.g. 'ignore previous "
+                "instructions'). It was given to the model as quoted data only, and it backs no claim."]
+    return []
+
+
+def _brands(store: Store) -> list[str]:
+    return [*catalog_brands(store), *EXAMPLE_BRANDS, *FAMOUS_BRANDS]
+
+
+def generate_variants(
+    store: Store,
+    generate_fn: GenerateFn,
+    request: GenerationRequest,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    *,
+    model_name: str | None = None,
+    save: bool = False,
+) -> list[Variant]:
+    """Variants for every product and tone of ``request``, best first per product; see the module doc.
+
+    ``progress(fraction, message)`` is called after each model call; ``cancel()`` is asked before
+    each, and a cancelled run returns the variants finished so far. Raises MarketLabError for a
+    bad request or unknown product, CopyError when the model fails.
+    """
+    spec = request.check()
+    report = progress or (lambda fraction, message: None)
+    stop = cancel or (lambda: False)
+    model = _model_name(generate_fn, model_name)
+    facts = load_facts(store, request.product_ids)
+    brands = _brands(store)
+    jobs = [
+        _Job(f, tone, build_messages(f, spec, get_tone(tone), request.persona), Evidence(f, brands))
+        for f in facts.values() for tone in request.tones
+    ]
+    per_prompt = request.n * request.oversample
+    total_calls = -(-len(jobs) // request.batch_size)
+    finished: list[_Job] = []
+    cancelled = False
+    report(0.0, f"Writing {spec.label} copy for {len(facts)} product(s)")
+    for b, start in enumerate(range(0, len(jobs), request.batch_size)):
+        batch = jobs[start : start + request.batch_size]
+        for round_no in range(1, request.max_rounds + 1):
+            pending = [j for j in batch if j.good_count() < request.n]
+            if not pending:
+                break
+            if stop():
+                cancelled = True
+                break
+            seed = request.seed + 1_000_003 * (round_no - 1)  # a new draw each round, reproducible per request
+            answers = _call_model(generate_fn, [j.messages for j in pending], per_prompt, spec, request.temperature, seed)
+            for job, texts in zip(pending, answers):
+                job.tries = round_no
+                for raw, cut in texts:
+                    job.answers += 1
+                    fixed = repair(raw, spec, job.facts, truncated=cut)
+                    if not fixed.compliant:
+                        job.rejected += 1
+                        continue
+                    key = _dedupe_key(fixed.fields)
+                    if key in job.seen:
+                        continue
+                    job.seen.add(key)
+                    score = score_variant(fixed.fields, spec, job.facts, banned=request.banned, evidence=job.evidence)
+                    job.pool.append(_Candidate(fixed, score, round_no, seed))
+        finished += [j for j in batch if j.tries]
+        report(min(1.0, (b + 1) / total_calls), f"{min(start + len(batch), len(jobs))} of {len(jobs)} product/tone pairs written")
+        if cancelled:
+            break
+
+    variants: list[Variant] = []
+    by_product: dict[str, list[tuple[Variant, VariantScore]]] = {}
+    for job in finished:
+        warnings = _data_warnings(job.facts)
+        for candidate in _select(job.pool, request.n):
+            variant = Variant(
+                product_id=job.facts.product_id,
+                channel=spec.name,
+                tone=job.tone,
+                fields=dict(candidate.fields),
+                model=model,
+                segment_id=request.segment_id,
+                params={
+                    "model": model, "temperature": request.temperature, "seed": request.seed, "round_seed": candidate.seed,
+                    "tries": job.tries, "round": candidate.round, "candidates": job.answers, "rejected": job.rejected,
+                    "oversample": request.oversample, "max_new_tokens": spec.max_new_tokens, "persona": request.persona,
+                    "repairs": dict(candidate.repaired.actions), "labelled": candidate.repaired.labelled,
+                    "raw": candidate.repaired.raw, "prompt": job.messages, "warnings": warnings,
+                },
+            )
+            by_product.setdefault(job.facts.product_id, []).append((variant, candidate.score))
+    for pairs in by_product.values():
+        # Rank across all tones of one product: they are compared side by side.
+        scores = [replace(s) for _, s in pairs]
+        set_score = score_set([v.fields for v, _ in pairs], scores)
+        ordered = sorted(zip(pairs, scores), key=lambda item: item[1].rank)
+        for (variant, _), score in ordered:
+            variant.scores = {**score.to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu,
+                                                          "size": len(pairs)}}
+            variants.append(variant)
+    report(1.0, "Stopped: kept the finished products" if cancelled else f"{len(variants)} variant(s) ready")
+    if save and variants:
+        save_variants(store, variants)
+    return variants
+
+
+# --- persistence -----------------------------------------------------------------------
+
+_COLUMNS = "variant_id, product_id, channel, tone, segment_id, fields, model, params, scores, status, created_at"
+
+
+def _row(variant: Variant) -> list[Any]:
+    return [variant.variant_id, variant.product_id, variant.channel, variant.tone, variant.segment_id,
+            json.dumps(variant.fields, ensure_ascii=False), variant.model,
+            json.dumps(variant.params, ensure_ascii=False, default=str), json.dumps(variant.scores, ensure_ascii=False, default=str),
+            variant.status, variant.created_at]
+
+
+def _loads(value: Any) -> dict[str, Any]:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        return value
+    try:
+        loaded = json.loads(value)
+    except (TypeError, json.JSONDecodeError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _from_row(row: Sequence[Any]) -> Variant:
+    vid, pid, channel, tone, segment, fields, model, params, scores, status, created = row
+    return Variant(product_id=pid, channel=channel, tone=tone, fields={k: str(v) for k, v in _loads(fields).items()},
+                   scores=_loads(scores), params=_loads(params), model=model, segment_id=segment, status=status,
+                   variant_id=vid, created_at=created)
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise MarketLabError(f"Status must be one of {', '.join(STATUSES)}, not {status!r}.", title="Invalid status")
+
+
+def _refuse_non_compliant(variant: Variant, status: str) -> None:
+    """Approved copy is copy within limits: checked here, on the text itself, not on stored scores."""
+    if status == "approved":
+        try:
+            spec = get_channel(variant.channel)
+        except MarketLabError:
+            return  # a channel this version does not know: nothing to check against
+        problems = check_fields(variant.fields, spec)
+        if problems:
+            listed = "; ".join(f"{k}: {', '.join(v)}" for k, v in problems.items())
+            raise MarketLabError(f"Variant {variant.variant_id} breaks its channel's limits ({listed}). Edit it first.",
+                                 title="Only copy within limits can be approved")
+
+
+def save_variants(store: Store, variants: Iterable[Variant], status: str | None = None) -> int:
+    """Insert or replace variants (as ``status`` when given) in one transaction: all or nothing.
+
+    Every variant is checked before anything is written; approving copy that breaks a limit
+    is refused. Returns how many were written.
+    """
+    staged = []
+    for variant in variants:
+        target = status or variant.status
+        _check_status(target)
+        _refuse_non_compliant(variant, target)
+        staged.append((variant, target))
+    if not staged:
+        return 0
+    with store.transaction() as cur:
+        cur.executemany(f"INSERT OR REPLACE INTO copy_variants ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [_row(replace(v, status=target)) for v, target in staged])
+    for variant, target in staged:
+        variant.status = target
+    return len(staged)
+
+
+def save_variant(store: Store, variant: Variant, status: str | None = None) -> Variant:
+    """Save one variant (as ``status`` when given); approving copy that breaks a limit is refused."""
+    save_variants(store, [variant], status)
+    return variant
+
+
+def get_variant(store: Store, variant_id: str) -> Variant | None:
+    with store.cursor() as cur:
+        row = cur.execute(f"SELECT {_COLUMNS} FROM copy_variants WHERE variant_id = ?", [variant_id]).fetchone()
+    return _from_row(row) if row else None
+
+
+def _require(store: Store, variant_id: str) -> Variant:
+    variant = get_variant(store, variant_id)
+    if variant is None:
+        raise MarketLabError(f"No saved copy variant {variant_id!r}.", title="Unknown variant")
+    return variant
+
+
+def set_status(store: Store, variant_id: str, status: str) -> Variant:
+    """Approve, reject or return a saved variant to draft; approval re-checks the limits."""
+    _check_status(status)
+    variant = _require(store, variant_id)
+    _refuse_non_compliant(variant, status)
+    variant.status = status
+    with store.transaction() as cur:
+        cur.execute("UPDATE copy_variants SET status = ? WHERE variant_id = ?", [status, variant_id])
+    return variant
+
+
+@dataclass(frozen=True)
+class VariantFilter:
+    product_ids: tuple[str, ...] = ()
+    channel: str | None = None
+    statuses: tuple[str, ...] = ()
+    tones: tuple[str, ...] = ()
+    segment_id: str | None = None
+    variant_ids: tuple[str, ...] = ()
+    limit: int = 1000
+
+
+def list_variants(store: Store, filters: VariantFilter | None = None) -> list[Variant]:
+    """Saved variants, newest first, narrowed by ``filters``."""
+    flt = filters or VariantFilter()
+    clauses, params = [], []
+    for column, values in (("product_id", flt.product_ids), ("status", flt.statuses), ("tone", flt.tones),
+                           ("variant_id", flt.variant_ids)):
+        if values:
+            clauses.append(f"list_contains(?, {column})")
+            params.append(list(values))
+    if flt.channel:
+        clauses.append("channel = ?")
+        params.append(flt.channel)
+    if flt.segment_id:
+        clauses.append("segment_id = ?")
+        params.append(flt.segment_id)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    with store.cursor() as cur:
+        rows = cur.execute(
+            f"SELECT {_COLUMNS} FROM copy_variants{where} ORDER BY created_at DESC, variant_id LIMIT ?", [*params, flt.limit]
+        ).fetchall()
+    variants = [_from_row(r) for r in rows]
+    _score_unscored(store, [v for v in variants if not v.scores])
+    return variants
+
+
+def _score_unscored(store: Store, variants: list[Variant]) -> None:
+    """Scores for copy saved without any (the demo's hand-written campaigns, imports), computed on read.
+
+    Ranked among the unscored copy of the same product and channel; not written back, so
+    the stored row stays as it was until someone edits it.
+    """
+    groups: dict[tuple[str, str], list[Variant]] = {}
+    for v in variants:
+        if v.channel in CHANNELS:
+            groups.setdefault((v.product_id, v.channel), []).append(v)
+    if not groups:
+        return
+    try:
+        facts = load_facts(store, sorted({pid for pid, _ in groups}))
+    except MarketLabError:
+        return  # copy for a product no longer in the catalog keeps empty scores
+    brands = _brands(store)
+    for (pid, channel), group in groups.items():
+        spec = get_channel(channel)
+        evidence = Evidence(facts[pid], brands)
+        scores = [score_variant(v.fields, spec, facts[pid], evidence=evidence) for v in group]
+        set_score = score_set([v.fields for v in group], scores)
+        for v, score in zip(group, scores):
+            v.scores = {**score.to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu,
+                                                    "size": len(group)}, "scored_on_read": True}
+
+
+def rescore(store: Store, variant: Variant, banned: Sequence[str] = DEFAULT_BANNED) -> dict[str, Any]:
+    """Scores for a variant's current fields, ranked against the other saved variants of its product and channel."""
+    spec = get_channel(variant.channel)
+    facts = load_facts(store, [variant.product_id])[variant.product_id]
+    evidence = Evidence(facts, _brands(store))
+    siblings = [v for v in list_variants(store, VariantFilter(product_ids=(variant.product_id,), channel=variant.channel))
+                if v.variant_id != variant.variant_id and v.status != "rejected"]
+    group = [variant, *siblings]
+    scores = [score_variant(v.fields, spec, facts, banned=banned, evidence=evidence) for v in group]
+    set_score = score_set([v.fields for v in group], scores)
+    return {**scores[0].to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu, "size": len(group)}}
+
+
+def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, banned: Sequence[str] = DEFAULT_BANNED) -> Variant:
+    """A marketer's edit: the given fields replace the saved ones ("" removes one) and the scores are recomputed.
+
+    The edit is stored as written, not trimmed: if it breaks a limit the scores say so and the
+    variant cannot be approved until it is fixed. The edit is recorded in params.
+    """
+    variant = _require(store, variant_id)
+    spec = get_channel(variant.channel)
+    unknown = [k for k in fields if k not in spec.keys and k not in variant.fields]
+    if unknown:
+        raise MarketLabError(f"{spec.label} copy has no field {', '.join(map(repr, unknown))}; its fields are "
+                             f"{', '.join(spec.keys)}.", title="Unknown copy field")
+    updated = dict(variant.fields)
+    for key, value in fields.items():
+        text = "" if value is None else str(value).strip()
+        if text:
+            updated[key] = text
+        else:
+            updated.pop(key, None)
+    edits = list(variant.params.get("edits", []))
+    edits.append({"at": _now().isoformat(sep=" ", timespec="seconds"), "fields": sorted(fields)})
+    variant.fields = updated
+    variant.params = {**variant.params, "edited": True, "edits": edits}
+    variant.scores = rescore(store, variant, banned)
+    if variant.status == "approved" and not variant.scores.get("compliant"):
+        variant.status = "draft"  # an approval covers the text that was approved, not this one
+    with store.transaction() as cur:
+        cur.execute("UPDATE copy_variants SET fields = ?, params = ?, scores = ?, status = ? WHERE variant_id = ?",
+                    [json.dumps(updated, ensure_ascii=False), json.dumps(variant.params, ensure_ascii=False, default=str),
+                     json.dumps(variant.scores, ensure_ascii=False, default=str), variant.status, variant_id])
+    return variant

@@ -1,0 +1,300 @@
+"""The resident local model: loaded once, shared by every session, batched generation.
+
+``load_generator()`` resolves and loads the model (see ``loading``); a ``Generator`` holds it
+in eval mode on its device and writes text for many prompts at once. All variants of one
+prompt go through the model in the same batch (rows repeated, left padding), generation is
+transformers' own ``model.generate``, and a lock makes one batch run at a time, since
+Streamlit shares the cached generator across sessions and threads.
+
+Out of memory on a GPU: the batch is halved and retried (and later batches stay at the
+smaller size); a single row that still does not fit moves the model to the CPU in float32,
+with a notice, and generation goes on there.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.llm.errors import GenerationError, ModelLoadError
+from core.llm.loading import DEFAULT_MODEL, convert_gguf, converted_dir, is_converted, load_pretrained, pick_device, resolve_model
+from core.llm.types import CancelFn, GenerationResult, ModelInfo, ProgressFn, Prompt, as_chat, check_params, iterate_in_batches, new_seed
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_ROWS = {"cuda": 512, "cpu": 64}  # sequences per model.generate call; lowered after an OOM
+
+
+class Generator:
+    """A loaded causal language model and its tokenizer, ready to generate in batches."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, source: str = "", max_batch_rows: int | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.source = source
+        param = next(model.parameters())
+        self.device: torch.device = param.device
+        self.dtype: torch.dtype = param.dtype
+        self.max_batch_rows = max_batch_rows or MAX_BATCH_ROWS.get(self.device.type, MAX_BATCH_ROWS["cuda"])
+        self.notices: list[str] = []  # things the user should know (OOM fallbacks); shown by the page
+        self.load_seconds: float | None = None
+        self.converted = False  # True when this load de-quantized the GGUF (the slow first start)
+        self._parameters = sum(p.numel() for p in model.parameters())
+        self._lock = threading.Lock()
+
+        # Decoder-only models continue from the right end of the row, so pad on the left.
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise ModelLoadError(f"The tokenizer of {name} has neither a padding nor an end-of-text token; batched generation needs one.")
+            tokenizer.pad_token = tokenizer.eos_token
+        eos = model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(tokenizer.eos_token_id)
+        self._eos_ids = sorted(eos_ids)
+        self._has_template = bool(getattr(tokenizer, "chat_template", None))
+        self._max_positions = getattr(model.config, "max_position_embeddings", None)
+
+    # -- what the sidebar shows ------------------------------------------------------------
+
+    def describe(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.name,
+            source=self.source,
+            device=str(self.device),
+            dtype=str(self.dtype).removeprefix("torch."),
+            parameters=self._parameters,
+        )
+
+    # -- generation ------------------------------------------------------------------------
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model reads: the chat template applied, ending with the assistant's turn."""
+        chat = as_chat(prompt)
+        if self._has_template:
+            return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(turn["content"] for turn in chat) + "\n"
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        n: int = 1,
+        max_new_tokens: int = 64,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        seed: int | None = None,
+    ) -> list[GenerationResult]:
+        """``n`` variants for each prompt, ordered by (prompt, variant).
+
+        A prompt's variants always share a batch; prompts are grouped so that a batch holds at
+        most ``max_batch_rows`` sequences. ``temperature=0`` is greedy decoding. The same
+        prompts, parameters and ``seed`` give the same texts on the same device; with no
+        seed one is drawn and returned in every result.
+        """
+        check_params(n, max_new_tokens, temperature, top_p)
+        if not prompts:
+            return []
+        seed = new_seed() if seed is None else int(seed)
+        texts = [self.render(p) for p in prompts]
+        config = self._generation_config(max_new_tokens, temperature, top_p)
+        results: list[GenerationResult] = []
+        start = 0
+        while start < len(texts):
+            per_batch = max(1, self.max_batch_rows // n)
+            rows = [(i, v) for i in range(start, min(start + per_batch, len(texts))) for v in range(n)]
+            results.extend(self._run_rows(rows, texts, config, seed, n))
+            start = rows[-1][0] + 1
+        return results
+
+    def generate_batches(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        n: int = 1,
+        batch_size: int = 8,
+        max_new_tokens: int = 64,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        seed: int | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> Iterator[list[GenerationResult]]:
+        """Many prompts, ``batch_size`` prompts (× n variants) per batch; yields each batch's results.
+
+        ``progress(fraction, message)`` after each batch; ``cancel()`` is checked before each
+        batch and stops the iteration when it returns True. Other callers may use the model
+        between two batches.
+        """
+        check_params(n, max_new_tokens, temperature, top_p)
+        return iterate_in_batches(
+            self, prompts, n=n, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,
+            top_p=top_p, seed=seed, progress=progress, cancel=cancel, notices=lambda: list(self.notices),
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _generation_config(self, max_new_tokens: int, temperature: float, top_p: float) -> Any:
+        config = copy.deepcopy(self.model.generation_config)
+        config.max_new_tokens = max_new_tokens
+        config.max_length = None
+        config.pad_token_id = self.tokenizer.pad_token_id
+        config.eos_token_id = self._eos_ids or None
+        config.num_return_sequences = 1  # variants are repeated rows, so greedy and sampling batch alike
+        if temperature > 0:
+            config.do_sample, config.temperature, config.top_p = True, float(temperature), float(top_p)
+        else:
+            config.do_sample, config.temperature, config.top_p, config.top_k = False, None, None, None
+        return config
+
+    def _run_rows(self, rows: list[tuple[int, int]], texts: list[str], config: Any, seed: int, n: int) -> list[GenerationResult]:
+        """Generate ``rows`` (prompt, variant) — halving on out-of-memory, then falling back to the CPU."""
+        pending = [rows]
+        done: list[GenerationResult] = []
+        while pending:
+            part = pending.pop(0)
+            tried_on = self.device
+            try:
+                # Each model.generate call is seeded from the call's seed and its first row, so a
+                # call is reproducible however it was split.
+                done.extend(self._generate_once(part, texts, config, seed, seed + part[0][0] * n + part[0][1]))
+            except Exception as e:
+                if not is_out_of_memory(e):
+                    raise
+                traceback.clear_frames(e.__traceback__)  # drop the failed batch's tensors before freeing
+                self._free_memory()
+                if len(part) > 1:
+                    limit = (len(part) + 1) // 2
+                    pending = [p[k : k + limit] for p in [part, *pending] for k in range(0, len(p), limit)]
+                    if limit < self.max_batch_rows:
+                        self.max_batch_rows = limit
+                        self._notice(f"Ran out of memory on {self.device}; batches now hold at most {limit} sequences.")
+                elif tried_on.type != "cpu":
+                    self._fall_back_to_cpu()  # unless another thread already did
+                    pending.insert(0, part)
+                else:
+                    raise GenerationError(
+                        "The computer ran out of memory even for a single variant. Close other programs, "
+                        "lower max_new_tokens, or choose a smaller model."
+                    ) from e
+        return done
+
+    def _generate_once(self, rows: list[tuple[int, int]], texts: list[str], config: Any, call_seed: int, batch_seed: int) -> list[GenerationResult]:
+        with self._lock, torch.inference_mode():
+            encoded = self.tokenizer(
+                [texts[i] for i, _ in rows], padding=True, return_tensors="pt", add_special_tokens=not self._has_template
+            )
+            input_ids = encoded["input_ids"].to(self.device)
+            attention_mask = encoded["attention_mask"].to(self.device)
+            width = input_ids.shape[1]
+            if self._max_positions and width + config.max_new_tokens > self._max_positions:
+                raise GenerationError(
+                    f"The prompt is {width} tokens and the model reads at most {self._max_positions} including the "
+                    f"{config.max_new_tokens} it writes; shorten the product text or the examples."
+                )
+            torch.manual_seed(batch_seed)  # seeds the CPU and every CUDA device
+            started = time.perf_counter()
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            seconds = time.perf_counter() - started
+            new_tokens = output[:, width:].cpu().tolist()
+            prompt_lengths = attention_mask.sum(dim=1).cpu().tolist()
+            eos = set(self._eos_ids)
+            ends = [next((k for k, t in enumerate(tokens) if t in eos), None) for tokens in new_tokens]
+            # Decoded under the lock too: a fast tokenizer used from two threads at once can fail.
+            texts_out = [self.tokenizer.decode(t if e is None else t[:e], skip_special_tokens=True).strip() for t, e in zip(new_tokens, ends, strict=True)]
+
+        results = []
+        for row, (prompt_index, variant) in enumerate(rows):
+            tokens, end = new_tokens[row], ends[row]
+            results.append(
+                GenerationResult(
+                    prompt_index=prompt_index,
+                    variant_index=variant,
+                    text=texts_out[row],
+                    prompt_tokens=int(prompt_lengths[row]),
+                    completion_tokens=len(tokens) if end is None else end + 1,
+                    finish_reason="length" if end is None else "stop",
+                    seconds=seconds,
+                    batch_rows=len(rows),
+                    seed=call_seed,
+                    model=self.name,
+                )
+            )
+        return results
+
+    def _free_memory(self, device: torch.device | None = None) -> None:
+        gc.collect()
+        if (device or self.device).type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _fall_back_to_cpu(self) -> None:
+        with self._lock:
+            was = self.device
+            if was.type == "cpu":
+                return
+            self.model.to(device="cpu", dtype=torch.float32)
+            self.device, self.dtype = torch.device("cpu"), torch.float32
+            self.max_batch_rows = MAX_BATCH_ROWS["cpu"]
+        self._free_memory(was)
+        self._notice(f"Out of memory on {was} even for one sequence: the model now runs on the CPU (float32), which is slower.")
+
+    def _notice(self, message: str) -> None:
+        log.warning(message)
+        self.notices.append(message)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the RuntimeError other backends raise for the same thing."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def load_generator(model: str = DEFAULT_MODEL, *, device: str = "auto", cache_dir: str | Path | None = None) -> Generator:
+    """Resolve ``model`` (MARKETLAB_MODEL), pick the device (MARKETLAB_DEVICE) and load.
+
+    The bundled GGUF (or any .gguf path) is converted once into ``cache_dir``
+    (MARKETLAB_MODEL_CACHE) and loaded from there; a damaged conversion is redone once.
+    Raises ModelLoadError with what to fix.
+    """
+    started = time.perf_counter()
+    source = resolve_model(model)
+    torch_device, dtype = pick_device(device)
+    converted = False
+    if source.kind == "gguf":
+        gguf = Path(source.location)
+        directory = converted_dir(gguf, cache_dir)
+        if not is_converted(directory):
+            convert_gguf(gguf, directory)
+            converted = True
+        try:
+            loaded, tokenizer = load_pretrained(str(directory), torch_device, dtype)
+        except ModelLoadError:
+            if converted:
+                raise
+            log.warning("The cached conversion in %s does not load; converting again", directory)
+            shutil.rmtree(directory, ignore_errors=True)
+            convert_gguf(gguf, directory)
+            converted = True
+            loaded, tokenizer = load_pretrained(str(directory), torch_device, dtype)
+    else:
+        loaded, tokenizer = load_pretrained(source.location, torch_device, dtype)
+    generator = Generator(loaded, tokenizer, name=source.name, source=source.label)
+    generator.load_seconds = time.perf_counter() - started
+    generator.converted = converted
+    log.info("Loaded %s on %s in %.1f s%s", source.name, torch_device, generator.load_seconds, " (converted)" if converted else "")
+    return generator

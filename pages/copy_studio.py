@@ -1,0 +1,170 @@
+"""Copy Studio: several variants of ad copy from the resident model, scored side by side; edit, approve, export."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import catalog, segments
+from core.catalog import CatalogFilter
+from core.copy import export
+from core.copy.channels import CHANNELS, TONES
+from core.copy.variants import GenerationRequest, VariantFilter, engine_generate_fn, generate_variants, list_variants, set_status, update_fields
+from core.errors import MarketLabError
+from pages._resources import get_engine, get_store, note_engine_loaded
+from pages._shell import ensure_shell
+from pages._widgets import count, plain, show_error
+
+ensure_shell()
+store = get_store()
+st.title("Copy Studio")
+st.caption("The model writes from the product's own data only; the code keeps every length limit, and the scores say "
+           "what a variant claims that the data does not back.")
+
+if not catalog.count(store):
+    st.info("Upload a catalog first (Catalog page), or seed the demo store.")
+    st.stop()
+
+PRODUCTS_PER_CALL = 8  # products per generate call: each call's variants are saved before the next starts
+
+# ---------------------------------------------------------------- the brief
+with st.container(border=True):
+    scope = st.radio("Products", ["one", "many"], horizontal=True, key="copy_scope",
+                     format_func=lambda s: {"one": "One product", "many": "Many, by category or brand"}[s])
+    facets = catalog.facets(store)
+    if scope == "one":
+        query = st.text_input("Find a product", key="copy_search", placeholder="title, brand or id")
+        found = catalog.search(store, CatalogFilter(text=query), limit=200).rows
+        labels = dict(zip(found["product_id"], found["title"] + " · " + found["product_id"]))
+        chosen = st.selectbox("Product", list(labels), format_func=labels.get, key="copy_product")
+        product_ids = [chosen] if chosen else []
+    else:
+        m1, m2 = st.columns(2)
+        categories = m1.multiselect("Category", facets.categories, key="copy_categories")
+        brands = m2.multiselect("Brand", facets.brands, key="copy_brands")
+        picked = catalog.search(store, CatalogFilter(categories=tuple(categories), brands=tuple(brands)), limit=50)
+        product_ids = picked.rows["product_id"].tolist() if (categories or brands) else []
+        st.caption(f"{count(len(product_ids), 'product')} (at most 50 per run)" if product_ids else "Choose a category or brand.")
+    c1, c2, c3, c4 = st.columns([1.3, 1.7, 1, 1])
+    channel = c1.selectbox("Channel", list(CHANNELS), format_func=lambda c: CHANNELS[c].label, key="copy_channel")
+    tones = c2.multiselect("Tones", list(TONES), default=["friendly"], key="copy_tones")
+    n = c3.number_input("Variants", min_value=1, max_value=6, value=3, key="copy_n")
+    temperature = c4.slider("Temperature", 0.1, 1.5, 0.8, 0.1, key="copy_temperature",
+                            help="Higher: more varied wording, more misses (which the code then rejects or repairs).")
+    runs = segments.list_runs(store)
+    segment_choices: dict[str, tuple[str, str]] = {}
+    if runs:
+        latest = segments.load_run(store, runs[0].run_id)
+        segment_choices = {s.segment_id: (s.name, s.persona) for s in latest.segments}
+    target = st.selectbox("Write for segment", [None, *segment_choices], key="copy_segment",
+                          format_func=lambda s: "everyone" if s is None else segment_choices[s][0],
+                          help="The segment's persona (from the latest segmentation) shapes the prompt.")
+    st.caption(f"Limits: " + "; ".join(f"{f.label.rstrip(':')} ≤ {f.max_chars}" for f in CHANNELS[channel].fields
+                                       if f.max_chars and not f.label[-1:].isdigit()) + ". " + CHANNELS[channel].why)
+    go = st.button(f"Generate {int(n) * max(len(tones), 1)} variant(s) per product", type="primary", key="copy_generate",
+                   disabled=not product_ids or not tones)
+
+if go:
+    try:
+        engine = get_engine()
+        note_engine_loaded(engine)
+    except MarketLabError as e:
+        show_error(e)
+        st.stop()
+    bar = st.progress(0.0, text="Writing…")
+    st.caption("To stop, use Stop at the top right: variants of the products already finished are kept.")
+    made = 0
+    chunks = [product_ids[i:i + PRODUCTS_PER_CALL] for i in range(0, len(product_ids), PRODUCTS_PER_CALL)]
+    try:
+        for i, chunk in enumerate(chunks):
+            request = GenerationRequest(
+                product_ids=tuple(chunk), channel=channel, tones=tuple(tones), n=int(n), temperature=float(temperature),
+                seed=int(st.session_state.get("copy_seed", 0)), segment_id=target,
+                persona=segment_choices[target][1] if target else "",
+            )
+
+            def progress(fraction: float, message: str, i: int = i) -> None:
+                bar.progress(min((i + fraction) / len(chunks), 1.0), text=message)
+
+            made += len(generate_variants(store, engine_generate_fn(engine), request, progress=progress, save=True))
+    except MarketLabError as e:
+        show_error(e)
+    bar.empty()
+    st.session_state["copy_seed"] = int(st.session_state.get("copy_seed", 0)) + 1  # the next run writes new variants
+    if made:
+        st.success(f"{count(made, 'new draft')} saved.")
+
+# ---------------------------------------------------------------- the variants, side by side
+shown = list_variants(store, VariantFilter(product_ids=tuple(product_ids), channel=channel, statuses=("draft", "approved")))
+if not product_ids:
+    st.stop()
+if not shown:
+    st.info("No variants for this product and channel yet: generate some.")
+    st.stop()
+
+spec = CHANNELS[channel]
+for product_id in dict.fromkeys(v.product_id for v in shown):
+    variants = sorted([v for v in shown if v.product_id == product_id], key=lambda v: (v.status != "approved", v.rank or 99))
+    if len(product_ids) > 1:
+        detail = catalog.get_product(store, product_id)
+        st.subheader(plain(detail.product["title"] if detail else product_id))
+    diversity = variants[0].scores.get("set", {}) if variants and isinstance(variants[0].scores.get("set"), dict) else {}
+    if diversity:
+        st.caption(f"Across this set: distinct-2 {diversity.get('distinct_2', 0):.2f} (share of word pairs not repeated; "
+                   f"higher is more varied), self-BLEU {diversity.get('self_bleu', 0):.2f} (overlap between variants; lower is more varied).")
+    for row in range(0, len(variants), 3):
+        for col, v in zip(st.columns(3), variants[row:row + 3]):
+            with col.container(border=True):
+                badge = "✅ approved" if v.status == "approved" else "draft"
+                st.markdown(f"**#{v.rank or '–'}** · {plain(v.tone)} · {badge}")
+                edited: dict[str, str] = {}
+                for fspec in spec.fields:
+                    if fspec.key not in v.fields:
+                        continue
+                    value = v.fields[fspec.key]
+                    limit = f" ({len(value)}/{fspec.max_chars})" if fspec.max_chars else ""
+                    edited[fspec.key] = st.text_area(f"{fspec.label.rstrip(':')}{limit}", value, key=f"copy_edit_{v.variant_id}_{fspec.key}",
+                                                     height=68 if (fspec.max_chars or 200) <= 40 else 110)
+                    if fspec.max_chars and len(value) > fspec.max_chars:
+                        st.error(f"{len(value)} characters: over the {fspec.max_chars} limit.")
+                if v.compliant:
+                    st.caption("Within every limit of the channel.")
+                for claim in v.unsupported_claims:
+                    st.warning(plain(claim))
+                coverage = v.scores.get("coverage", {})
+                if coverage:
+                    st.caption(plain("Mentions: " + (", ".join(coverage.get("mentioned", [])) or "no key attribute")))
+                readability = v.scores.get("readability")
+                banned = [b.get("term", b.get("word", "")) for b in v.scores.get("banned", [])]
+                st.caption(("" if readability is None else f"Reading ease {readability:.0f}") +
+                           (f" · banned words: {', '.join(banned)}" if banned else "") + f" · tries {v.tries}")
+                if v.scores.get("explanation"):
+                    st.caption(plain(v.scores["explanation"]))
+                b1, b2, b3 = st.columns(3)
+                try:
+                    if b1.button("Save edit", key=f"copy_save_{v.variant_id}", disabled=edited == {k: v.fields[k] for k in edited}):
+                        update_fields(store, v.variant_id, edited)
+                        st.rerun()
+                    if b2.button("Approve", key=f"copy_approve_{v.variant_id}", disabled=v.status == "approved" or not v.compliant):
+                        set_status(store, v.variant_id, "approved")
+                        st.rerun()
+                    if b3.button("Reject", key=f"copy_reject_{v.variant_id}"):
+                        set_status(store, v.variant_id, "rejected")
+                        st.rerun()
+                except MarketLabError as e:
+                    show_error(e)
+
+# ---------------------------------------------------------------- export
+st.subheader("Export approved copy")
+approved = [v for v in shown if v.status == "approved"]
+if not approved:
+    st.caption("Approve variants to export them.")
+else:
+    e1, e2 = st.columns(2)
+    if channel == "google_rsa":
+        campaign = e1.text_input("Campaign name", "MarketLab", key="copy_export_campaign")
+        e1.download_button("Google Ads Editor CSV (responsive search ads)",
+                           export.google_ads_csv(store, campaign=campaign, product_ids=product_ids),
+                           file_name="responsive-search-ads.csv", mime="text/csv", key="copy_export_csv")
+    e2.download_button(f"JSON ({count(len(approved), 'variant')})",
+                       export.approved_json(store, channel=channel, product_ids=product_ids),
+                       file_name=f"copy-{channel}.json", mime="application/json", key="copy_export_json")
