@@ -21,7 +21,7 @@ from .conftest import DATA, wait_idle
 
 # Sidebar label -> the page's st.title
 PAGE_TITLES = {"Overview": "MarketLab", "Catalog": "Catalog", "Import data": "Import data", "Funnels": "Funnels",
-               "Experiments": "Experiments", "Segments": "Segments"}
+               "Experiments": "Experiments", "Segments": "Segments", "Copy Studio": "Copy Studio"}
 XSS_TITLE = "<script>window.__pwned=1</script>"
 
 Shot = Callable[[str], Path]
@@ -42,6 +42,7 @@ def nav_links(page: Page) -> Locator:
 
 
 def nav_labels(page: Page) -> list[str]:
+    expect(nav_links(page)).to_have_count(len(PAGE_TITLES))  # the frame is drawn before the page body
     # A link's text is "<icon>\n\n<label>"; the icon is optional.
     return [text.strip().splitlines()[-1].strip() for text in nav_links(page).all_inner_texts()]
 
