@@ -56,7 +56,7 @@ from core.store import Store, quote_ident
 __all__ = [
     "BreakdownOption", "Condition", "FunnelResult", "FunnelSpec", "IndexInfo", "Step", "StepStat", "StepTiming",
     "breakdown_options", "dropped_users", "ensure_index", "funnel", "funnel_levels", "list_event_names", "parse_window",
-    "reference_funnel", "INDEX_DDL",
+    "reference_funnel",
 ]
 
 MIN_WINDOW = timedelta(minutes=1)
@@ -71,22 +71,6 @@ _BINS = (0, 60, 300, 1800, 3600, 3 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 8640
 
 _OPS = {"=": "=", "!=": "<>", "<>": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<=",
         "in": "IN", "not in": "NOT IN", "is null": "IS NULL", "is not null": "IS NOT NULL"}
-
-# The same text is schema migration 2 (core/schema.sql); kept here so a database created before
-# that migration still gets its index (IF NOT EXISTS makes the two orders agree).
-INDEX_DDL = """
-CREATE TABLE IF NOT EXISTS funnel_users (u INTEGER NOT NULL, user_id VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS funnel_event_names (ev INTEGER NOT NULL, event_name VARCHAR NOT NULL, events BIGINT, users BIGINT);
-CREATE TABLE IF NOT EXISTS funnel_events (
-    u INTEGER NOT NULL,      -- funnel_users.u
-    t BIGINT NOT NULL,       -- epoch microseconds of ts
-    ev INTEGER NOT NULL,     -- funnel_event_names.ev
-    user_id VARCHAR, ts TIMESTAMP, event_name VARCHAR, product_id VARCHAR, session_id VARCHAR,
-    campaign VARCHAR, variant_id VARCHAR, device VARCHAR, source VARCHAR, revenue DOUBLE
-);
-CREATE TABLE IF NOT EXISTS funnel_index_state (fingerprint VARCHAR NOT NULL, built_at TIMESTAMP NOT NULL, events BIGINT NOT NULL);
-"""
-
 
 # ---------------------------------------------------------------------------------------
 # The contract
@@ -322,7 +306,6 @@ def ensure_index(store: Store, *, force: bool = False) -> IndexInfo:
         if fresh and not force:
             return IndexInfo(n, False, time.perf_counter() - began, fingerprint)
         with _index_lock, store.transaction() as cur:
-            cur.execute(INDEX_DDL)
             fresh, fingerprint, n = _index_is_fresh(cur)  # another thread may have just built it
             if fresh and not force:
                 return IndexInfo(n, False, time.perf_counter() - began, fingerprint)
