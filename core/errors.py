@@ -43,3 +43,21 @@ class MappingError(MarketLabError):
 
 class QueryError(MarketLabError):
     default_title = "The query could not run"
+
+
+class ModelLoadError(MarketLabError):
+    """The model named by MARKETLAB_MODEL is missing, incomplete or unreadable, or the device is wrong."""
+
+    default_title = "The language model could not be loaded"
+
+
+class GenerationError(MarketLabError):
+    """The model was loaded but could not produce text (out of memory on every device, bad parameters)."""
+
+    default_title = "The language model could not write copy"
+
+
+class LLMServerError(MarketLabError):
+    """The OpenAI-compatible server at MARKETLAB_LLM_URL did not answer, refused, or sent something unreadable."""
+
+    default_title = "The language model server could not be used"

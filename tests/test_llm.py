@@ -221,6 +221,21 @@ def test_left_padding_keeps_each_prompt_intact(tiny: Generator) -> None:
     assert together[1].text == alone[0].text  # greedy continuation unchanged by its neighbour's length
 
 
+def test_variants_share_one_reading_of_their_prompt_and_write_the_same(tiny: Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prompt's KV cache is computed once per prompt and copied to its variants: same text as reading it per row."""
+    prompts = [CHAT, "Hi", "Name a colour and say why it suits a summer sale."]  # lengths differ: left padding
+    shared = [r.text for r in tiny.generate(prompts, n=3, max_new_tokens=10, temperature=0)]
+    sampled = [r.text for r in tiny.generate(prompts, n=3, max_new_tokens=10, temperature=1.0, seed=5)]
+    calls = []
+    original = tiny._shared_prefill
+    monkeypatch.setattr(tiny, "_shared_prefill", lambda *a: calls.append(a) or original(*a))
+    tiny.generate(prompts, n=3, max_new_tokens=2, temperature=0)
+    assert len(calls) == 1 and calls[0][0].shape[0] == 3  # one prefill of 3 prompts for 9 rows
+    monkeypatch.setattr(tiny, "_shared_prefill", lambda *a: None)  # every row reads its prompt itself
+    assert [r.text for r in tiny.generate(prompts, n=3, max_new_tokens=10, temperature=0)] == shared
+    assert [r.text for r in tiny.generate(prompts, n=3, max_new_tokens=10, temperature=1.0, seed=5)] == sampled
+
+
 def test_seeds_reproduce_and_differ(tiny: Generator) -> None:
     first = [r.text for r in tiny.generate([CHAT, "Hi"], n=2, max_new_tokens=8, temperature=1.0, seed=11)]
     again = [r.text for r in tiny.generate([CHAT, "Hi"], n=2, max_new_tokens=8, temperature=1.0, seed=11)]
@@ -345,7 +360,15 @@ def test_out_of_memory_on_one_row_falls_back_to_cpu(fresh: Generator, monkeypatc
             raise torch.OutOfMemoryError("CUDA out of memory")
         return original(*args, **kwargs)
 
+    original_prefill = fresh._shared_prefill
+
+    def prefill_gpu_full(input_ids, *args):  # the prompt's first reading fills a full GPU just the same
+        if input_ids.device.type != "cpu":
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return original_prefill(input_ids, *args)
+
     monkeypatch.setattr(fresh.model, "generate", gpu_full)
+    monkeypatch.setattr(fresh, "_shared_prefill", prefill_gpu_full)
     messages: list[str] = []
     batches = list(fresh.generate_batches(["Hi", "Name a colour."], n=2, batch_size=2, max_new_tokens=3, seed=2, progress=lambda f, m: messages.append(m)))
     assert len(batches[0]) == 4 and all(r.text is not None for r in batches[0])

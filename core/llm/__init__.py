@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.llm.errors import GenerationError, LLMServerError, ModelLoadError
+from core.errors import GenerationError, LLMServerError, ModelLoadError
 from core.llm.loading import DEFAULT_MODEL, DEFAULT_MODEL_CACHE, ModelSource, bundled_gguf, pick_device, resolve_model
 from core.llm.openai_engine import OpenAIEngine
 from core.llm.types import ChatMessage, Engine, GenerationResult, ModelInfo, Prompt

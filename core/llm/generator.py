@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from core.llm.errors import GenerationError, ModelLoadError
+from core.errors import GenerationError, ModelLoadError
 from core.llm.loading import DEFAULT_MODEL, convert_gguf, converted_dir, is_converted, load_pretrained, pick_device, resolve_model
 from core.llm.types import CancelFn, GenerationResult, ModelInfo, ProgressFn, Prompt, as_chat, check_params, iterate_in_batches, new_seed
 
@@ -193,8 +193,9 @@ class Generator:
 
     def _generate_once(self, rows: list[tuple[int, int]], texts: list[str], config: Any, call_seed: int, batch_seed: int) -> list[GenerationResult]:
         with self._lock, torch.inference_mode():
+            prompts = list(dict.fromkeys(i for i, _ in rows))  # each distinct prompt once, in row order
             encoded = self.tokenizer(
-                [texts[i] for i, _ in rows], padding=True, return_tensors="pt", add_special_tokens=not self._has_template
+                [texts[i] for i in prompts], padding=True, return_tensors="pt", add_special_tokens=not self._has_template
             )
             input_ids = encoded["input_ids"].to(self.device)
             attention_mask = encoded["attention_mask"].to(self.device)
@@ -206,12 +207,17 @@ class Generator:
                 )
             torch.manual_seed(batch_seed)  # seeds the CPU and every CUDA device
             started = time.perf_counter()
-            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+            row_prompt = torch.tensor([prompts.index(i) for i, _ in rows], device=self.device)
+            cache = self._shared_prefill(input_ids, attention_mask, row_prompt) if len(prompts) < len(rows) else None
+            output = self.model.generate(
+                input_ids=input_ids[row_prompt], attention_mask=attention_mask[row_prompt], past_key_values=cache,
+                generation_config=config,
+            )
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             seconds = time.perf_counter() - started
             new_tokens = output[:, width:].cpu().tolist()
-            prompt_lengths = attention_mask.sum(dim=1).cpu().tolist()
+            prompt_lengths = attention_mask[row_prompt].sum(dim=1).cpu().tolist()
             eos = set(self._eos_ids)
             ends = [next((k for k, t in enumerate(tokens) if t in eos), None) for tokens in new_tokens]
             # Decoded under the lock too: a fast tokenizer used from two threads at once can fail.
@@ -235,6 +241,30 @@ class Generator:
                 )
             )
         return results
+
+    def _shared_prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, row_prompt: torch.Tensor) -> Any | None:
+        """The KV cache of each distinct prompt (all but its last token), copied to every row that uses it.
+
+        A copy prompt is ~1,000 tokens of few-shot examples and asks for 9 candidates; reading it
+        once instead of 9 times makes the prompt's share of the work 9x smaller — on a CPU, most
+        of a request. ``generate`` then reads only the last prompt token and writes. Models whose
+        cache cannot be copied row by row generate as before (None: no cache).
+        """
+        if input_ids.shape[1] < 2:
+            return None
+        mask = attention_mask[:, :-1]
+        # Left padding: positions count real tokens only, exactly as ``generate`` numbers them.
+        positions = (mask.long().cumsum(-1) - 1).masked_fill_(mask == 0, 1)
+        try:
+            out = self.model(input_ids=input_ids[:, :-1], attention_mask=mask, position_ids=positions, use_cache=True,
+                             logits_to_keep=1)  # the prompt's logits are not needed: 1 row, not ~1,000 × 49k
+        except TypeError:  # a model without logits_to_keep: skip the optimisation rather than guess
+            return None
+        cache = getattr(out, "past_key_values", None)
+        if cache is None or not hasattr(cache, "batch_select_indices"):
+            return None
+        cache.batch_select_indices(row_prompt)
+        return cache
 
     def _free_memory(self, device: torch.device | None = None) -> None:
         gc.collect()

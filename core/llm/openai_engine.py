@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from core.llm.errors import LLMServerError
+from core.errors import LLMServerError
 from core.llm.loading import DEFAULT_MODEL
 from core.llm.types import CancelFn, GenerationResult, ModelInfo, ProgressFn, Prompt, as_chat, check_params, iterate_in_batches, new_seed
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
-from core.llm.errors import GenerationError
+from core.errors import GenerationError
 
 # One chat turn: {"role": "system" | "user" | "assistant", "content": "..."}.
 ChatMessage = Mapping[str, str]
