@@ -1,4 +1,4 @@
-"""The command line: ``python -m core {demo,ingest,funnel,segment} ...``.
+"""The command line: ``python -m core {demo,ingest,funnel,segment,generate} ...``.
 
 Every subcommand takes ``--db PATH`` and ``--json``, exits 0 on success, and on failure prints
 one clear line to stderr (no traceback) and exits non-zero: 2 for a problem with the input
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from core.config import load_settings
+from core.copy.channels import CHANNELS, TONES
 from core.errors import MarketLabError
 from core.store import Store
 
@@ -148,6 +149,44 @@ def cmd_segment(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace, store: Store) -> int:
+    from core.copy.facts import load_facts
+    from core.copy.variants import GenerationRequest, engine_generate_fn, generate_variants
+    from core.llm import load_engine
+
+    product_ids = [p.strip() for p in args.product if p.strip()]
+    tones = [t.strip() for t in args.tone.split(",") if t.strip()]
+    request = GenerationRequest(product_ids=tuple(product_ids), channel=args.channel, tones=tuple(tones), n=args.n,
+                                temperature=args.temperature, seed=args.seed)
+    # A bad channel, tone, count or product id fails here, before the model loads (seconds).
+    spec = request.check()
+    load_facts(store, request.product_ids)
+
+    def progress(fraction: float, message: str) -> None:
+        if not args.json:
+            print(f"  {fraction:4.0%}  {message}", file=sys.stderr)
+
+    progress(0.0, "Loading the language model")
+    engine = load_engine(load_settings())
+    variants = generate_variants(store, engine_generate_fn(engine), request, progress=progress, save=not args.no_save)
+    payload = {
+        "model": engine.describe().summary, "channel": spec.name, "saved": not args.no_save and bool(variants),
+        "variants": [v.to_dict() for v in variants],
+    }
+    lines = [f"{len(variants)} {spec.label} variant(s) from {payload['model']}"
+             + ("" if args.no_save else ", saved as drafts") + ":"]
+    for v in variants:
+        claims = v.unsupported_claims
+        lines.append(f"  {v.variant_id}  {v.product_id}  tone {v.tone}  rank {v.rank}  "
+                     f"{'within limits' if v.compliant else 'OVER LIMITS'}, tries {v.tries}"
+                     + (f", unsupported: {', '.join(claims)}" if claims else ""))
+        for name, text in v.fields.items():
+            limit = next((f.max_chars for f in spec.fields if f.key == name), None)
+            lines.append(f"      {name:<14} {text}  ({len(text)}/{limit or '-'} characters)")
+    _emit(payload, args.json, "\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="MarketLab from the command line.")
     common = argparse.ArgumentParser(add_help=False)
@@ -188,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--features", default="behaviour", help="feature set: behaviour, value, engagement or all")
     seg.add_argument("--text", action="store_true", help="add review-text components (all-MiniLM-L6-v2; slower)")
     seg.set_defaults(func=cmd_segment)
+
+    gen = sub.add_parser("generate", parents=[common], help="write copy variants for products with the language model")
+    gen.add_argument("--product", action="append", required=True, metavar="ID", help="product id; repeat for several products")
+    gen.add_argument("--channel", default="google_rsa", help=f"one of {', '.join(CHANNELS)}")
+    gen.add_argument("--tone", default="friendly", help=f"one or more of {', '.join(TONES)}, comma-separated")
+    gen.add_argument("--n", type=int, default=3, help="variants per product and tone (1-10)")
+    gen.add_argument("--temperature", type=float, default=0.8)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--no-save", action="store_true", help="print the variants without saving them as drafts")
+    gen.set_defaults(func=cmd_generate)
     return parser
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import DATA, ROOT
+
+from core.copy.variants import VariantFilter, list_variants
+from core.store import Store
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -115,3 +120,44 @@ def test_segment_saves_a_run_and_reports_it_as_json(tmp_path: Path) -> None:
     assert run["k"] == 4 and len(run["segments"]) == 4
     assert all(seg["persona"] for seg in run["segments"])
     assert "Bad option" in assert_one_clean_error_line(cli("segment", "--k", "many", "--db", db))
+
+
+def test_generate_refuses_bad_requests_before_loading_the_model(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.duckdb")
+    assert cli("ingest", "products", str(DATA / "products.csv"), "--db", db).returncode == 0
+    # A model that does not exist: reaching the model would be a different error.
+    env = {**os.environ, "MARKETLAB_MODEL": str(tmp_path / "no-such-model")}
+    cases = {
+        ("--product", "NOPE"): "No product with id NOPE",
+        ("--product", "P1", "--channel", "tiktok"): "Unknown channel 'tiktok'",
+        ("--product", "P1", "--tone", "sarcastic"): "sarcastic",
+        ("--product", "P1", "--n", "50"): "1 to 10 variants",
+    }
+    for args, message in cases.items():
+        line = assert_one_clean_error_line(cli("generate", *args, "--db", db, env=env))
+        assert message in line, line
+    line = assert_one_clean_error_line(cli("generate", "--product", "P1", "--db", db, "--json", env=env))
+    assert "no-such-model" in line  # a valid request does reach the model, whose absence is one clear line
+
+
+@pytest.mark.slow
+def test_generate_writes_saves_and_prints_compliant_variants(tmp_path: Path) -> None:
+    """The bundled SmolLM2 on the CPU: the documented command, end to end."""
+    db = str(tmp_path / "cli.duckdb")
+    assert cli("ingest", "products", str(DATA / "products.csv"), "--db", db).returncode == 0
+    result = cli("generate", "--product", "P1", "--channel", "google_rsa", "--tone", "friendly", "--n", "2", "--db", db, "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert "SmolLM2-135M-Instruct" in payload["model"] and payload["saved"]
+    variants = payload["variants"]
+    assert len(variants) == 2 and all(v["product_id"] == "P1" and v["status"] == "draft" for v in variants)
+    for v in variants:
+        assert len(v["fields"]["headline"]) <= 30 and len(v["fields"]["description"]) <= 90
+        assert v["params"]["prompt"] and v["model"]  # the audit trail
+
+    listed = Store(db)
+    try:
+        saved = {v.variant_id for v in list_variants(listed, VariantFilter(product_ids=("P1",), channel="google_rsa"))}
+    finally:
+        listed.close()
+    assert {v["variant_id"] for v in variants} <= saved
