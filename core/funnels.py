@@ -151,6 +151,12 @@ class FunnelSpec:
         """``FunnelSpec.of("view", "add_to_cart", "purchase", window="7d")``."""
         return cls(steps=tuple(Step(n) for n in event_names), **options)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (the window as '7d'): what results and saved segments record as their audit trail."""
+        spec = asdict(self)
+        spec["window"] = _format_window(self.window)
+        return spec
+
 
 @dataclass(frozen=True)
 class StepStat:
@@ -191,10 +197,8 @@ class FunnelResult:
         return self.steps[-1].from_first if self.steps else None
 
     def to_dict(self) -> dict[str, Any]:
-        spec = asdict(self.spec)
-        spec["window"] = _format_window(self.spec.window)
         return {
-            "spec": spec,
+            "spec": self.spec.to_dict(),
             "users": self.users,
             "conversion": self.conversion,
             "steps": [asdict(s) for s in self.steps],
@@ -842,8 +846,12 @@ def breakdown_options(store: Store) -> list[BreakdownOption]:
     options += [BreakdownOption(f"user.{c}", c.replace("_", " "), "user") for c in schema.users if c not in ("user_id", "attributes", "first_seen")]
     options += [BreakdownOption(f"attributes.{k}", k.replace("_", " "), "attribute") for k in schema.attribute_keys()]
     with store.cursor() as cur:
-        runs = cur.execute("SELECT run_id, method, k, created_at FROM segment_runs ORDER BY created_at DESC").fetchall()
-    options += [BreakdownOption(f"segment:{r}", f"segments {r} ({m}, k={k})", "segment") for r, m, k, _ in runs]
+        runs = cur.execute(
+            "SELECT run_id, method, k, created_at, json_extract_string(params, '$.name') FROM segment_runs ORDER BY created_at DESC"
+        ).fetchall()
+    # A saved list (core.segments.saved_lists) has a name the user chose: show it, the run id alone says nothing.
+    options += [BreakdownOption(f"segment:{r}", f"saved list “{name}” ({r})" if name else f"segments {r} ({m}, k={k})", "segment")
+                for r, m, k, _, name in runs]
     return options
 
 

@@ -6,10 +6,11 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import funnels
+from core import funnels, segments
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.funnels import Condition, FunnelSpec, Step
+from core.segments.saved_lists import MAX_NAME_CHARS, save_dropped_as_segment
 from pages._resources import get_store
 from pages._shell import ensure_shell
 from pages._widgets import count, date_range, duration, plain, show_error
@@ -167,7 +168,14 @@ else:
     chosen = st.selectbox("Users who reached", [s.step for s in drop_choices], key="funnel_drop_step",
                           format_func=lambda k: f"step {k} ({result.steps[k - 1].label}) but not the next — "
                                                 f"{count(result.steps[k - 1].dropped, 'user')}")
-    if st.button("Prepare the list", key="funnel_drop_prepare"):
+    b1, b2, b3 = st.columns([1, 2, 1], vertical_alignment="bottom")
+    prepare = b1.button("Prepare the list", key="funnel_drop_prepare")
+    segment_name = b2.text_input("Segment name (optional)", key="funnel_drop_name", max_chars=MAX_NAME_CHARS,
+                                 placeholder=f"Dropped after step {chosen}: {result.steps[chosen - 1].label}")
+    save = b3.button("Save as segment", key="funnel_drop_save",
+                     help="Saves these users, and those who went on, as a segment: funnels, experiments and the "
+                          "Copy Studio can then use it.")
+    if prepare:
         try:
             dropped = funnels.dropped_users(store, spec, chosen)
         except MarketLabError as e:
@@ -176,4 +184,23 @@ else:
         st.download_button(f"Download {count(len(dropped), 'user id')} (CSV)", safe_csv_bytes(dropped),
                            file_name=f"dropped-at-step-{chosen}.csv", mime="text/csv", key="funnel_drop_csv")
         st.dataframe(dropped.head(200), hide_index=True, width="stretch")
+    if save:
+        try:
+            with st.spinner("Saving the segment…"):
+                run_id = save_dropped_as_segment(store, spec, chosen, name=segment_name)
+                saved = segments.load_run(store, run_id)
+        except MarketLabError as e:
+            show_error(e)
+        else:
+            st.session_state["seg_run_id"] = run_id  # the Segments page opens on it
+            dropped_seg = saved.segment("dropped")
+            st.success(f"Saved {count(dropped_seg.size, 'user')} as the segment **{plain(dropped_seg.name)}**, beside the "
+                       f"{count(saved.users - dropped_seg.size, 'user')} who went on (run {plain(run_id)}). Funnels and "
+                       "experiments can now be broken down by it (pick it under *Break down by*), and the Copy Studio "
+                       "can write for it.")
+            l1, l2 = st.columns(2)
+            with l1:
+                st.page_link("pages/segments.py", label="See it on Segments", icon=":material/group:")
+            l2.button("Break this funnel down by it", key="funnel_drop_breakdown",
+                      on_click=lambda: st.session_state.update(funnel_breakdown=f"segment:{run_id}"))
 st.caption(plain(f"Window {amount} {unit}, {mode} counting" + (", first touch only" if first_touch else "") + "."))
