@@ -25,6 +25,7 @@ if not catalog.count(store):
     st.stop()
 
 PRODUCTS_PER_CALL = 8  # products per generate call: each call's variants are saved before the next starts
+RECENT_RUNS = 5  # runs whose segments the target picker offers
 
 # ---------------------------------------------------------------- the brief
 with st.container(border=True):
@@ -50,14 +51,16 @@ with st.container(border=True):
     n = c3.number_input("Variants", min_value=1, max_value=6, value=3, key="copy_n")
     temperature = c4.slider("Temperature", 0.1, 1.5, 0.8, 0.1, key="copy_temperature",
                             help="Higher: more varied wording, more misses (which the code then rejects or repairs).")
-    runs = segments.list_runs(store)
-    segment_choices: dict[str, tuple[str, str]] = {}
-    if runs:
-        latest = segments.load_run(store, runs[0].run_id)
-        segment_choices = {s.segment_id: (s.name, s.persona) for s in latest.segments}
-    target = st.selectbox("Write for segment", [None, *segment_choices], key="copy_segment",
-                          format_func=lambda s: "everyone" if s is None else segment_choices[s][0],
-                          help="The segment's persona (from the latest segmentation) shapes the prompt.")
+    # Segments of the recent runs (a clustering, a saved drop-off list…), newest first: the latest
+    # run alone would hide a list saved from a funnel as soon as someone re-clusters.
+    segment_choices: dict[tuple[str, str], tuple[str, str]] = {}
+    for summary in segments.list_runs(store)[:RECENT_RUNS]:
+        for s in segments.load_run(store, summary.run_id).segments:
+            segment_choices[(summary.run_id, s.segment_id)] = (f"{s.name} · {summary.method} {summary.created_at:%d %b %H:%M}", s.persona)
+    target_key = st.selectbox("Write for segment", [None, *segment_choices], key="copy_segment",
+                              format_func=lambda key: "everyone" if key is None else segment_choices[key][0],
+                              help="The segment's persona shapes the prompt; segments of the five most recent runs.")
+    target = target_key[1] if target_key else None
     st.caption(f"Limits: " + "; ".join(f"{f.label.rstrip(':')} ≤ {f.max_chars}" for f in CHANNELS[channel].fields
                                        if f.max_chars and not f.label[-1:].isdigit()) + ". " + CHANNELS[channel].why)
     go = st.button(f"Generate {int(n) * max(len(tones), 1)} variant(s) per product", type="primary", key="copy_generate",
@@ -79,7 +82,7 @@ if go:
             request = GenerationRequest(
                 product_ids=tuple(chunk), channel=channel, tones=tuple(tones), n=int(n), temperature=float(temperature),
                 seed=int(st.session_state.get("copy_seed", 0)), segment_id=target,
-                persona=segment_choices[target][1] if target else "",
+                persona=segment_choices[target_key][1] if target_key else "",
             )
 
             def progress(fraction: float, message: str, i: int = i) -> None:

@@ -10,14 +10,28 @@ from core import segments
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.segments import FEATURE_SETS, rfm
+from core.segments.persona import from_engine
 from core.segments.profiles import compare
-from pages._resources import get_store
+from core.segments.runs import rewrite_personas
+from pages._resources import get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
 from pages._widgets import count, plain, show_error
 
 ensure_shell()
 store = get_store()
 st.title("Segments")
+
+
+def load_model() -> tuple[object, str] | None:
+    """The resident model (a core.llm Engine) and its name, or None after showing why it could not load."""
+    try:
+        engine = get_engine()
+        note_engine_loaded(engine)
+        return engine, engine.describe().name
+    except MarketLabError as e:
+        show_error(e)
+        return None
+
 
 with st.expander("Run a new segmentation", expanded=not segments.list_runs(store)):
     c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1])
@@ -28,10 +42,20 @@ with st.expander("Run a new segmentation", expanded=not segments.list_runs(store
     feature_set = c3.selectbox("Features", list(FEATURE_SETS), key="seg_features", disabled=method == "rfm")
     use_text = c4.checkbox("Add review text", key="seg_text", disabled=method == "rfm",
                            help="Review texts embedded with all-MiniLM-L6-v2 and reduced to a few components. Slower.")
+    use_model = st.checkbox("Write personas with the language model (slower)", key="seg_llm",
+                            help="The resident model drafts each persona from the segment's numbers; a draft that quotes "
+                                 "anything the numbers do not show is refused and the grounded template speaks instead.")
     if st.button("Run segmentation", type="primary", key="seg_run"):
+        generate, persona_options = None, None
+        if use_model:
+            loaded = load_model()
+            if loaded is None:
+                st.stop()  # the error says why; unticking the box runs with the template
+            generate, persona_options = from_engine(loaded[0]), {"model": loaded[1]}
         bar = st.progress(0.0, text="Starting…")
         try:
             run = segments.run_segmentation(store, k=k_choice, method=method, features=feature_set, use_text=use_text,
+                                            generate=generate, persona_options=persona_options,
                                             progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
         except MarketLabError as e:
             show_error(e)
@@ -58,6 +82,10 @@ silhouette = run.quality.get("silhouette")
 m3.metric("Silhouette", "—" if silhouette is None else f"{silhouette:.2f}",
           help="How well separated the clusters are, from -1 to 1; above 0.25 is a usable structure on behaviour data.")
 m4.metric("Method", run.method)
+if run.params.get("description"):  # a saved list (core.segments.saved_lists): no clusters, so say where it came from
+    list_source = run.params.get("source") or {}
+    st.caption(plain(f"{run.params.get('name', '')}: {run.params['description']}"
+                     + (f" Funnel: {list_source['funnel']}." if list_source.get("funnel") else "")))
 
 names = {s.segment_id: s.name for s in run.segments}
 left, right = st.columns([3, 2])
@@ -82,6 +110,25 @@ with right:
 
 st.subheader("Personas")
 st.caption("Each persona is written from its segment's numbers only; the numbers stay beside it.")
+if st.button("Rewrite personas with the model", key="seg_rewrite",
+             help="Drafts new personas from the saved numbers with the resident language model and saves them into this "
+                  "run; the Copy Studio then writes for them. Drafts that fail the grounding check keep the template."):
+    loaded = load_model()
+    if loaded is not None:
+        bar = st.progress(0.0, text="Writing personas…")
+        try:
+            written = rewrite_personas(store, run.run_id, from_engine(loaded[0]), model=loaded[1],
+                                       progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+        except MarketLabError as e:
+            bar.empty()
+            show_error(e)
+        else:
+            st.session_state["seg_persona_note"] = (
+                f"{sum(p.source == 'model' for p in written)} of {count(len(written), 'persona')} written by {loaded[1]}; "
+                "the rest keep the grounded template (each card says why).")
+            st.rerun()  # redraw the map, sizes and cards with the new names
+if note := st.session_state.pop("seg_persona_note", None):
+    st.success(plain(note))
 for row_start in range(0, len(run.segments), 3):
     columns = st.columns(3)
     for col, seg in zip(columns, run.segments[row_start:row_start + 3]):
@@ -90,6 +137,11 @@ for row_start in range(0, len(run.segments), 3):
             st.markdown(f"**{plain(seg.name)}**")
             st.caption(f"{p.size:,} users · {p.share:.0%} of the base · {p.revenue_share:.0%} of revenue")
             st.text(seg.persona)
+            detail = seg.persona_detail
+            if detail is not None:
+                st.caption(plain(detail.byline))
+                if detail.fallback_note:
+                    st.info(plain(detail.fallback_note))
             a, b = st.columns(2)
             a.metric("Conversion", f"{p.conversion_rate:.1%}")
             b.metric("Order value", "—" if p.aov is None else f"{p.aov:,.0f}")
@@ -100,6 +152,9 @@ for row_start in range(0, len(run.segments), 3):
                 facts.append("devices: " + ", ".join(f"{d} {s:.0%}" for d, s in p.top_devices[:3]))
             facts += [f"{d.label}: {d.segment:,.3g} vs {d.base:,.3g} for everyone" for d in p.differences[:3]]
             st.caption(plain("; ".join(facts)))
+            if detail is not None and detail.facts:
+                with st.expander("The numbers the persona was written from"):
+                    st.markdown("\n".join(f"- {plain(f.label)}: {plain(f.value)}" for f in detail.facts))
             st.download_button(f"Export {count(p.size, 'user id')} (CSV)", segments.export_segment_csv(store, run.run_id, seg.segment_id),
                                file_name=f"{run.run_id}-{seg.segment_id}.csv", mime="text/csv",
                                key=f"seg_export_{seg.segment_id}")

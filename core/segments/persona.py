@@ -247,6 +247,31 @@ class Persona:
     facts: list[Fact] = field(default_factory=list)
     issues: list[str] = field(default_factory=list)  # why model candidates were rejected (most recent first)
     candidates_checked: int = 0
+    # The language model that was asked ('' when none was): with source='template' it tells the
+    # card that the model's drafts were rejected, not that nobody tried.
+    model: str = ""
+
+    @property
+    def byline(self) -> str:
+        """Who wrote these words, for the card: the model's name or the grounded template."""
+        if self.source == "model":
+            return f"Written by {self.model or 'the language model'}, checked against the numbers"
+        return "Written by the grounded template, from the numbers alone"
+
+    @property
+    def fallback_note(self) -> str | None:
+        """Why a model that was asked is not the one speaking; None when it is, or when none was asked."""
+        if self.source == "model" or not (self.model or self.issues):
+            return None
+        who = self.model or "The language model"
+        # A grounding problem says most about why the words were refused; a shape problem least.
+        ranked = sorted(self.issues, key=lambda i: 0 if i.startswith(("number not", "claim not")) else
+                        1 if i.startswith(("the model failed", "copied")) else 2)
+        if ranked and ranked[0].startswith("the model failed"):
+            return f"{ranked[0][0].upper()}{ranked[0][1:]}; showing the grounded summary."
+        reason = ranked[0] if ranked else "no draft was produced"
+        drafts = f"{self.candidates_checked} draft{'s' if self.candidates_checked != 1 else ''}"
+        return f"{who}'s {drafts} did not pass the grounding check ({reason}); showing the grounded summary."
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -348,11 +373,14 @@ def write_personas(
     temperature: float = 0.7,
     seed: int = 0,
     vocabulary: Sequence[str] = (),
+    model: str = "",
 ) -> list[Persona]:
     """One persona per profile: from the model when a candidate passes the checks, else the template.
 
     ``vocabulary`` adds names (every category and device of the store) that a persona may
-    only mention when the segment's facts name them.
+    only mention when the segment's facts name them. ``model`` names the model behind
+    ``generate``; it is kept on every persona so a card can say who wrote it, or whose
+    drafts were refused.
     """
     facts = [persona_facts(p, base) for p in profiles]
     vocab = _vocabulary(profiles, base, vocabulary)
@@ -391,6 +419,7 @@ def write_personas(
         persona = chosen[i] or template_persona(p, base, facts[i])
         persona.issues = list(dict.fromkeys(reversed(issues[i])))[:10]
         persona.candidates_checked = checked[i]
+        persona.model = model if generate is not None else ""
         out.append(persona)
     _dedupe_names(out)
     return out

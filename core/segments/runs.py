@@ -30,7 +30,7 @@ from core.store import Store
 
 __all__ = [
     "FEATURE_SETS", "METHODS", "Segment", "SegmentRun", "RunSummary", "resolve_features", "run_segmentation",
-    "list_runs", "load_run", "run_labels", "segment_user_ids", "export_segment_csv", "delete_run",
+    "list_runs", "load_run", "run_labels", "segment_user_ids", "export_segment_csv", "delete_run", "rewrite_personas",
 ]
 
 METHODS = ("kmeans", "rfm")
@@ -363,6 +363,101 @@ def load_run(store: Store, run_id: str, *, with_labels: bool = False) -> Segment
     if with_labels:
         run.labels = run_labels(store, run_id)
     return run
+
+
+def _store_vocabulary(store: Store) -> list[str]:
+    """Every category and device the store knows: a persona may name one only when its facts do.
+
+    Wider than the top categories and devices a run profiles, so a rewrite checks at least as
+    strictly as the run did, without recomputing every user's features.
+    """
+    with store.cursor() as cur:
+        cats = cur.execute("SELECT DISTINCT category FROM products WHERE category IS NOT NULL ORDER BY 1 LIMIT 500").fetchall()
+        devs = cur.execute("SELECT DISTINCT device FROM events WHERE device IS NOT NULL ORDER BY 1 LIMIT 100").fetchall()
+    return [str(v) for (v,) in [*cats, *devs] if str(v).strip()]
+
+
+def rewrite_personas(
+    store: Store,
+    run_id: str,
+    generate: Generate,
+    *,
+    model: str = "",
+    seed: int | None = None,
+    persona_options: dict[str, object] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> list[Persona]:
+    """Write a saved run's personas again with ``generate`` (the resident model) and save them.
+
+    The personas come from the saved profile numbers (nothing is re-clustered). A segment whose
+    drafts all fail the grounding check gets the template persona, with the reasons kept for
+    its card. Names, persona texts and the run's parameters change in one transaction, so the
+    copy studio's segment picker reads the new text. When the model itself fails (out of
+    memory, a server that does not answer, any exception), nothing is written and a
+    ``MarketLabError`` says why: the personas stay as they were. ``model`` names the model for
+    the cards; ``seed`` defaults to the run's own.
+    """
+    report = progress or (lambda fraction, message: None)
+    run = load_run(store, run_id)
+    if run.base is None or not run.segments:
+        raise MarketLabError("This run was saved without its whole-base profile; run the segmentation again to write personas.",
+                             title="Personas cannot be rewritten for this run")
+    options = dict(persona_options or {})
+    attempts = max(int(options.get("attempts", 2)), 1)
+    failures: list[BaseException] = []
+    rounds = [0]
+
+    def guarded(prompts: list[list[dict]], n: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
+        rounds[0] += 1
+        report(0.9 * (rounds[0] - 1) / attempts,
+               f"Writing personas: {len(prompts)} segment(s) × {n} drafts (round {rounds[0]} of at most {attempts})")
+        try:
+            return generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        except Exception as e:  # the model is outside our control: any failure leaves the saved personas alone
+            failures.append(e)
+            if isinstance(e, MarketLabError):
+                raise
+            raise MarketLabError(str(e)) from e  # write_personas stops at a MarketLabError
+
+    run_seed = run.params.get("seed", 0)
+    personas = write_personas(
+        [s.profile for s in run.segments], run.base, guarded, seed=int(run_seed if seed is None else seed),
+        vocabulary=_store_vocabulary(store), model=model, **options,
+    )
+    if failures:
+        e = failures[0]
+        msg = e.msg if isinstance(e, MarketLabError) else f"{type(e).__name__}: {e}"
+        title = e.title if isinstance(e, MarketLabError) else "The language model could not write the personas"
+        raise MarketLabError(f"{msg.rstrip('.')}. The personas were left as they were.", title=title) from e
+    texts = []
+    for seg, persona in zip(run.segments, personas):
+        if run.method != "kmeans":  # RFM cells and saved lists keep their names (well-known, or the user's own)
+            persona.name = seg.name
+        # A saved list leads its persona with who is in it (core.segments.saved_lists); that
+        # sentence is the user's, not the model's, so it stays in front of the new words.
+        old = seg.persona_detail.text if seg.persona_detail else ""
+        lead = seg.persona[: -len(old)].strip() if old and seg.persona and seg.persona.endswith(old) else ""
+        texts.append(f"{lead} {persona.text}".strip())
+
+    report(0.92, "Saving the personas")
+    with store.transaction() as cur:
+        blobs = dict(cur.execute("SELECT segment_id, profile FROM segments WHERE run_id = ?", [run_id]).fetchall())
+        rows = []
+        for seg, persona, text in zip(run.segments, personas, texts):
+            blob = json.loads(blobs.get(seg.segment_id) or "{}")
+            blob["persona"] = persona.to_dict()
+            rows.append((persona.name, text, _json(_nan_to_none(blob)), run_id, seg.segment_id))
+        cur.executemany("UPDATE segments SET name = ?, persona = ?, profile = ? WHERE run_id = ? AND segment_id = ?", rows)
+        raw_params, raw_quality = cur.execute("SELECT params, quality FROM segment_runs WHERE run_id = ?", [run_id]).fetchone()
+        params = json.loads(raw_params) if raw_params else {}
+        quality = json.loads(raw_quality) if raw_quality else {}
+        params["personas"] = {"source": "model", "model": model, "rewritten_at": str(datetime.now(timezone.utc).replace(tzinfo=None)),
+                              **options}
+        quality["personas_from_model"] = sum(p.source == "model" for p in personas)
+        cur.execute("UPDATE segment_runs SET params = ?, quality = ? WHERE run_id = ?",
+                    [_json(_nan_to_none(params)), _json(_nan_to_none(quality)), run_id])
+    report(1.0, f"{sum(p.source == 'model' for p in personas)} of {len(personas)} personas written by the model")
+    return personas
 
 
 def run_labels(store: Store, run_id: str) -> pd.Series:
