@@ -197,7 +197,10 @@ def test_a_core_llm_engine_plugs_in_and_a_cut_off_answer_loses_its_half_word(dem
         def describe(self):
             return SimpleNamespace(name="SmolLM2-135M-Instruct")
 
-        def generate(self, prompts, *, n, max_new_tokens, temperature, seed):
+        stops: tuple[str, ...] = ()
+
+        def generate(self, prompts, *, n, max_new_tokens, temperature, seed, stop=()):
+            Engine.stops = tuple(stop)
             out = []
             for p in range(len(prompts)):
                 for v in reversed(range(n)):  # any order: the adapter sorts
@@ -208,6 +211,7 @@ def test_a_core_llm_engine_plugs_in_and_a_cut_off_answer_loses_its_half_word(dem
 
     variants = generate_variants(demo, engine_generate_fn(Engine()), GenerationRequest(("P0001",), "google_rsa", n=2))
     assert len(variants) == 2 and variants[0].model == "SmolLM2-135M-Instruct"
+    assert Engine.stops == ("\n\n", "\nHeadline 4", "\nDescription 3")  # rows end where the format does
     for v in variants:
         assert v.fields["description"] == "Insulated steel, in Glacier Blue"
         # The line cut by the token limit ("… in Glacier Bl") is dropped and filled from product data.

@@ -236,6 +236,17 @@ def test_variants_share_one_reading_of_their_prompt_and_write_the_same(tiny: Gen
     assert [r.text for r in tiny.generate(prompts, n=3, max_new_tokens=10, temperature=1.0, seed=5)] == sampled
 
 
+def test_a_row_stops_at_a_stop_string_which_is_not_part_of_the_text(tiny: Generator) -> None:
+    free = tiny.generate([CHAT], max_new_tokens=12, temperature=1.0, seed=4)[0]  # the same seed samples the same tokens
+    # Three visible characters from the second half of what it writes unstopped.
+    start = next(i for i in range(len(free.text) // 2, len(free.text) - 2) if free.text[i : i + 3].isprintable()
+                 and not free.text[i : i + 3].isspace() and free.text.find(free.text[i : i + 3]) == i)
+    stop = free.text[start : start + 3]
+    stopped = tiny.generate([CHAT], max_new_tokens=12, temperature=1.0, seed=4, stop=[stop])[0]
+    assert stopped.text == free.text[: free.text.find(stop)].strip()
+    assert stopped.finish_reason == "stop" and stopped.completion_tokens <= free.completion_tokens
+
+
 def test_seeds_reproduce_and_differ(tiny: Generator) -> None:
     first = [r.text for r in tiny.generate([CHAT, "Hi"], n=2, max_new_tokens=8, temperature=1.0, seed=11)]
     again = [r.text for r in tiny.generate([CHAT, "Hi"], n=2, max_new_tokens=8, temperature=1.0, seed=11)]

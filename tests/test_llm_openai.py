@@ -118,6 +118,12 @@ def test_variants_of_each_prompt_come_from_one_request(server: FakeServer) -> No
     assert bodies[1]["messages"] == [{"role": "user", "content": "Subject line"}]  # plain text is one user turn
 
 
+def test_stop_strings_are_sent_at_most_four(server: FakeServer) -> None:
+    engine = OpenAIEngine(server.url)
+    engine.generate(["Headline"], n=1, max_new_tokens=8, seed=1, stop=["\n\n", "\nHeadline 4", "", "a", "b", "c"])
+    assert server.requests[-1]["body"]["stop"] == ["\n\n", "\nHeadline 4", "a", "b"]
+
+
 @pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
 def test_url_with_or_without_v1(server: FakeServer, suffix: str) -> None:
     engine = OpenAIEngine(server.url + suffix, api_key="sk-test")

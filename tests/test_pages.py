@@ -245,7 +245,7 @@ class FakeEngine:
 
         return ModelInfo("fake", "test", "cpu", "float32", 1)
 
-    def generate(self, prompts, *, n=1, max_new_tokens=64, temperature=0.7, top_p=0.95, seed=None):
+    def generate(self, prompts, *, n=1, max_new_tokens=64, temperature=0.7, top_p=0.95, seed=None, stop=()):
         from core.llm import GenerationResult
 
         texts = ["Headline: Summit Steel Bottle\nDescription: Keeps drinks cold all day.",

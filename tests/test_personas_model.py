@@ -231,7 +231,7 @@ class PersonaEngine:
 
         return ModelInfo(self.name, "test", "cpu", "float32", 1)
 
-    def generate(self, prompts, *, n=1, max_new_tokens=64, temperature=0.7, top_p=0.95, seed=None):
+    def generate(self, prompts, *, n=1, max_new_tokens=64, temperature=0.7, top_p=0.95, seed=None, stop=()):
         from core.llm import GenerationResult
 
         out = []

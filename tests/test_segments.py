@@ -368,7 +368,7 @@ def test_a_core_llm_engine_plugs_in_and_a_failing_one_costs_only_the_personas(pr
     from core.segments.persona import from_engine
 
     class Engine:  # core.llm's Engine.generate shape: flat GenerationResult rows, any order
-        def generate(self, prompts, *, n, max_new_tokens, temperature, seed):
+        def generate(self, prompts, *, n, max_new_tokens, temperature, seed, stop=()):
             rows = [SimpleNamespace(prompt_index=i, variant_index=v, text=f"{i}-{v}") for i in range(len(prompts)) for v in range(n)]
             return rows[::-1]
 

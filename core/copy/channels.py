@@ -60,6 +60,19 @@ class ChannelSpec:
     def group(self, name: str) -> tuple[FieldSpec, ...]:
         return tuple(f for f in self.fields if f.group_name == name)
 
+    @property
+    def stop_strings(self) -> tuple[str, ...]:
+        """Where an answer is over: a blank line, or the next number of a group ("Headline 4").
+
+        A small model runs on past the format ("Headline 15: …", "Note: …"); the parser drops
+        that anyway, so the row stops there instead of holding its batch for max_new_tokens.
+        """
+        stops = ["\n\n"]
+        for name in dict.fromkeys(f.group_name for f in self.fields):
+            members = self.group(name)
+            stops.append(f"\n{members[0].label} {len(members) + 1}")
+        return tuple(stops)
+
 
 def _numbered(key: str, label: str, count: int, max_chars: int, required: int, **kw: object) -> tuple[FieldSpec, ...]:
     """``headline``, ``headline_2``, ``headline_3``…: the first keeps the bare key, matching saved demo copy."""

@@ -23,6 +23,7 @@ transaction at the end, so a failed or cancelled run leaves saved variants as th
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -208,8 +209,9 @@ def _model_name(generate_fn: GenerateFn, given: str | None) -> str:
 def engine_generate_fn(engine: Any) -> GenerateFn:
     """A ``core.llm`` engine (``generate(prompts, n=…) -> [GenerationResult]``, flat) as a GenerateFn."""
 
-    def generate(prompts: list[list[dict[str, str]]], n: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[Any]]:
-        results = engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    def generate(prompts: list[list[dict[str, str]]], n: int, max_new_tokens: int, temperature: float, seed: int,
+                 stop: Sequence[str] = ()) -> list[list[Any]]:
+        results = engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop)
         grouped: list[list[Any]] = [[] for _ in prompts]
         for result in sorted(results, key=lambda r: (r.prompt_index, r.variant_index)):
             grouped[result.prompt_index].append(result)
@@ -232,10 +234,21 @@ def _answer(item: Any) -> tuple[str, bool]:
     return str(item), False
 
 
+def _takes_stop(generate_fn: GenerateFn) -> bool:
+    try:
+        parameters = inspect.signature(generate_fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "stop" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 def _call_model(generate_fn: GenerateFn, prompts: list[list[dict[str, str]]], n: int, spec: ChannelSpec,
                 temperature: float, seed: int) -> list[list[tuple[str, bool]]]:
+    # Stop strings only for callables that take them (engine_generate_fn does); a plain
+    # generate_fn, like the tests' fakes, keeps the documented five-argument signature.
+    extra = {"stop": spec.stop_strings} if _takes_stop(generate_fn) else {}
     try:
-        answers = generate_fn(prompts, n=n, max_new_tokens=spec.max_new_tokens, temperature=temperature, seed=seed)
+        answers = generate_fn(prompts, n=n, max_new_tokens=spec.max_new_tokens, temperature=temperature, seed=seed, **extra)
     except MarketLabError:
         raise
     except Exception as e:  # the model's own errors (CUDA, out of memory, a server) are wrapped once, here

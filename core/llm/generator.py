@@ -96,6 +96,7 @@ class Generator:
         temperature: float = 0.7,
         top_p: float = 0.95,
         seed: int | None = None,
+        stop: Sequence[str] = (),
     ) -> list[GenerationResult]:
         """``n`` variants for each prompt, ordered by (prompt, variant).
 
@@ -109,7 +110,7 @@ class Generator:
             return []
         seed = new_seed() if seed is None else int(seed)
         texts = [self.render(p) for p in prompts]
-        config = self._generation_config(max_new_tokens, temperature, top_p)
+        config = self._generation_config(max_new_tokens, temperature, top_p, stop)
         results: list[GenerationResult] = []
         start = 0
         while start < len(texts):
@@ -146,8 +147,11 @@ class Generator:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _generation_config(self, max_new_tokens: int, temperature: float, top_p: float) -> Any:
+    def _generation_config(self, max_new_tokens: int, temperature: float, top_p: float, stop: Sequence[str] = ()) -> Any:
         config = copy.deepcopy(self.model.generation_config)
+        # A row ends at a stop string like a turn's end: the rest of a batch need not wait for
+        # a row that has moved on to "Headline 4" or a chatty afterword nobody will read.
+        config.stop_strings = [s for s in stop if s] or None
         config.max_new_tokens = max_new_tokens
         config.max_length = None
         config.pad_token_id = self.tokenizer.pad_token_id
@@ -211,7 +215,7 @@ class Generator:
             cache = self._shared_prefill(input_ids, attention_mask, row_prompt) if len(prompts) < len(rows) else None
             output = self.model.generate(
                 input_ids=input_ids[row_prompt], attention_mask=attention_mask[row_prompt], past_key_values=cache,
-                generation_config=config,
+                generation_config=config, tokenizer=self.tokenizer if config.stop_strings else None,
             )
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
@@ -221,7 +225,10 @@ class Generator:
             eos = set(self._eos_ids)
             ends = [next((k for k, t in enumerate(tokens) if t in eos), None) for tokens in new_tokens]
             # Decoded under the lock too: a fast tokenizer used from two threads at once can fail.
-            texts_out = [self.tokenizer.decode(t if e is None else t[:e], skip_special_tokens=True).strip() for t, e in zip(new_tokens, ends, strict=True)]
+            decoded = [self.tokenizer.decode(t if e is None else t[:e], skip_special_tokens=True) for t, e in zip(new_tokens, ends, strict=True)]
+        # As the OpenAI API does: the text ends before the stop string, and stopping there is a "stop".
+        cut = [cut_at_stop(text, config.stop_strings or ()) for text in decoded]
+        texts_out = [text.strip() for text, _ in cut]
 
         results = []
         for row, (prompt_index, variant) in enumerate(rows):
@@ -233,7 +240,7 @@ class Generator:
                     text=texts_out[row],
                     prompt_tokens=int(prompt_lengths[row]),
                     completion_tokens=len(tokens) if end is None else end + 1,
-                    finish_reason="length" if end is None else "stop",
+                    finish_reason="length" if end is None and not cut[row][1] else "stop",
                     seconds=seconds,
                     batch_rows=len(rows),
                     seed=call_seed,
@@ -285,6 +292,12 @@ class Generator:
     def _notice(self, message: str) -> None:
         log.warning(message)
         self.notices.append(message)
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first of ``stops`` it contains, and whether one was found."""
+    found = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return (text[: min(found)], True) if found else (text, False)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -58,6 +58,7 @@ class OpenAIEngine:
         temperature: float = 0.7,
         top_p: float = 0.95,
         seed: int | None = None,
+        stop: Sequence[str] = (),
     ) -> list[GenerationResult]:
         """``n`` variants per prompt, ordered by (prompt, variant); prompt i is sent with ``seed + i``.
 
@@ -80,6 +81,8 @@ class OpenAIEngine:
                 "top_p": top_p,
                 "seed": seed + index,
             }
+            if stop:
+                body["stop"] = [s for s in stop if s][:4]  # the OpenAI API takes at most four
             started = time.perf_counter()
             answer = self._request("POST", "/chat/completions", body)
             return self._results(answer, index, n, time.perf_counter() - started, seed)

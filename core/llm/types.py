@@ -83,6 +83,7 @@ class Engine(Protocol):
         temperature: float = 0.7,
         top_p: float = 0.95,
         seed: int | None = None,
+        stop: Sequence[str] = (),
     ) -> list[GenerationResult]: ...
 
     def generate_batches(
