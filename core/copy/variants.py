@@ -335,6 +335,10 @@ def generate_variants(
                 cancelled = True
                 break
             seed = request.seed + 1_000_003 * (round_no - 1)  # a new draw each round, reproducible per request
+            # One call can take a minute on a CPU: say what is happening before it, not only after.
+            report((b + (round_no - 1) / request.max_rounds) / total_calls,
+                   f"Writing {len(pending) * per_prompt} candidates for {len(pending)} product/tone pair(s)"
+                   + (f" (round {round_no} of up to {request.max_rounds}: too few good ones yet)" if round_no > 1 else ""))
             answers = _call_model(generate_fn, [j.messages for j in pending], per_prompt, spec, request.temperature, seed)
             for job, texts in zip(pending, answers):
                 job.tries = round_no
