@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import duckdb
 import pandas as pd
 
+from core.errors import QueryError
 from core.store import Store
 
 SEARCH_LIMIT = 500  # rows a search returns; the total is reported separately
@@ -83,13 +85,16 @@ def _where(flt: CatalogFilter) -> tuple[str, list[object]]:
 
 def search(store: Store, flt: CatalogFilter, *, limit: int = SEARCH_LIMIT) -> SearchResult:
     where, params = _where(flt)
-    with store.cursor() as cur:
-        total = cur.execute(f"SELECT count(*) FROM products{where}", params).fetchone()[0]
-        rows = cur.execute(
-            f"SELECT product_id, title, brand, category, price, currency, updated_at FROM products{where} "
-            "ORDER BY category, title LIMIT ?",
-            [*params, limit],
-        ).df()
+    try:
+        with store.cursor() as cur:
+            total = cur.execute(f"SELECT count(*) FROM products{where}", params).fetchone()[0]
+            rows = cur.execute(
+                f"SELECT product_id, title, brand, category, price, currency, updated_at FROM products{where} "
+                "ORDER BY category, title LIMIT ?",
+                [*params, limit],
+            ).df()
+    except duckdb.Error as e:  # a filter value DuckDB cannot compare (a price bound that is not a number)
+        raise QueryError(str(e), title="The catalog could not be searched") from e
     return SearchResult(int(total), rows)
 
 
@@ -124,5 +129,8 @@ def get_product(store: Store, product_id: str, *, reviews: int = 5) -> ProductDe
 def export_frame(store: Store, flt: CatalogFilter) -> pd.DataFrame:
     """Every product matching the filter, all columns, for download (made formula-safe by core.exports)."""
     where, params = _where(flt)
-    with store.cursor() as cur:
-        return cur.execute(f"SELECT * FROM products{where} ORDER BY product_id", params).df()
+    try:
+        with store.cursor() as cur:
+            return cur.execute(f"SELECT * FROM products{where} ORDER BY product_id", params).df()
+    except duckdb.Error as e:
+        raise QueryError(str(e), title="The catalog could not be exported") from e

@@ -25,4 +25,7 @@ def safe_csv_bytes(frame: pd.DataFrame) -> bytes:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(neutralise_formula)
     safe.columns = [neutralise_formula(str(c)) for c in safe.columns]
-    return safe.to_csv(index=False).encode("utf-8-sig")
+    # CRLF rows (RFC 4180), and not only for Excel's sake: the csv writer quotes a cell holding any
+    # character of the line terminator, so with "\n" alone a bare "\r" inside a cell ("x\r=cmd|…")
+    # went out unquoted and a spreadsheet started a new row there, with a live formula in it.
+    return safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")

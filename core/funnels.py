@@ -43,7 +43,7 @@ import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
@@ -110,13 +110,33 @@ class Step:
         return self.label or self.event_name
 
 
+def _bound(value: Any, name: str) -> datetime | None:
+    """A date range bound as a naive UTC datetime (events are stored so): from a date, a datetime
+    (an aware one converted to UTC) or ISO text. Anything else is refused here, not left to fail as
+    a TypeError deep in the query."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise QueryError(f"The {name} date must look like 2026-09-01 or 2026-09-01T12:00, got {value!r}.",
+                             title="Invalid funnel dates") from None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    raise QueryError(f"The {name} date must be a date, a datetime or text like 2026-09-01, got {value!r}.",
+                     title="Invalid funnel dates")
+
+
 @dataclass(frozen=True)
 class FunnelSpec:
     steps: tuple[Step, ...]
     window: timedelta = timedelta(days=7)  # last step no later than this after the first
     mode: str = "ordered"  # "ordered" (ClickHouse windowFunnel default) | "strict"
     first_touch_only: bool = False  # only chains starting at the user's first step-1 event
-    start: datetime | None = None  # events at or after
+    start: datetime | None = None  # events at or after (UTC; a date, an aware datetime or ISO text is converted)
     end: datetime | None = None  # events before
     event_filters: tuple[Condition, ...] = ()  # narrow every step's events
     user_filters: tuple[Condition, ...] = ()
@@ -130,9 +150,7 @@ class FunnelSpec:
         object.__setattr__(self, "event_filters", tuple(self.event_filters))
         object.__setattr__(self, "user_filters", tuple(self.user_filters))
         for name in ("start", "end"):
-            value = getattr(self, name)
-            if isinstance(value, date) and not isinstance(value, datetime):
-                object.__setattr__(self, name, datetime(value.year, value.month, value.day))
+            object.__setattr__(self, name, _bound(getattr(self, name), name))
         if not steps:
             raise QueryError("Pick at least one step.", title="Invalid funnel")
         if len(steps) > MAX_STEPS:

@@ -36,6 +36,12 @@ ENCODING_CHOICES = ("auto", "utf-8", *LEGACY_ENCODINGS, "latin-1", "utf-16")
 DELIMITERS = (",", ";", "\t", "|")
 # An xlsx is a zip; refuse one that would inflate past this multiple of the upload limit.
 MAX_XLSX_INFLATION = 20
+# ...or past this multiple of its own size, as a whole or in any one part: real workbooks inflate
+# about 12x (measured on pandas/openpyxl output), a zip bomb about 1000x. 100x is Apache POI's
+# zip-bomb guard (ZipSecureFile's minimum inflate ratio of 0.01). Without it a 200 KB upload
+# could hold 200 MB of sheet XML, under the limit above, that openpyxl parses for minutes into GBs.
+MAX_XLSX_RATIO = 100
+XLSX_RATIO_FREE = 10 * 2**20  # parts, and workbooks, that inflate to less than this are too small to matter
 
 
 @dataclass
@@ -60,7 +66,12 @@ def safe_file_name(name: str) -> str:
     """The base name only: an upload's name is shown and logged, never used as a path."""
     base = PurePath(name.replace("\\", "/")).name
     cleaned = "".join(ch for ch in base if ch.isprintable())
-    return cleaned[:200] or "upload"
+    if not cleaned.strip(". "):
+        return "upload"  # "." and ".." are no base name: a path step, were anyone ever to use the name as one
+    if len(cleaned) > 200:  # cut the stem, not the extension the format is detected by
+        suffix = PurePath(cleaned).suffix[:20]
+        cleaned = cleaned[: 200 - len(suffix)] + suffix
+    return cleaned
 
 
 def format_size(n_bytes: int) -> str:
@@ -239,12 +250,22 @@ def _malformed_reason(text: str, delimiter: str, error: Exception) -> str:
 
 
 def _read_xlsx(file_name: str, data: bytes, max_bytes: int | None) -> RawTable:
+    # Sizes as the archive declares them: zipfile never inflates a part past its declared size (a
+    # part that lies gets a CRC error, "Damaged file" below), so these bound what parsing can cost.
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            inflated = sum(info.file_size for info in archive.infolist())
+            parts = [(info.file_size, info.compress_size) for info in archive.infolist()]
     except zipfile.BadZipFile as e:
         raise UploadError(f"{file_name} is not a valid .xlsx file.", title="Damaged file") from e
+    inflated = sum(size for size, _ in parts)
     limit = (max_bytes or 200 * 2**20) * MAX_XLSX_INFLATION
+    bomb = any(size > XLSX_RATIO_FREE and size > MAX_XLSX_RATIO * packed for size, packed in parts)
+    if inflated > max(MAX_XLSX_RATIO * len(data), XLSX_RATIO_FREE) or bomb:
+        raise UploadError(
+            f"{file_name} would expand to {inflated / 2**20:.0f} MB when opened, far more than any real workbook of "
+            f"{format_size(len(data))}; refused to protect the server. Export it again from Excel, or as CSV.",
+            title="File too large",
+        )
     if inflated > limit:
         raise UploadError(
             f"{file_name} would expand to {inflated / 2**20:.0f} MB when opened; refused to protect the server.",

@@ -142,6 +142,14 @@ _PLUMBING_KEY = re.compile(
     r"stock|inventory|seller|variants?|shipping|handle)(_|$)|^(model|part|item|style|catalog)_(number|no|num)$"
 )
 _URL = re.compile(r"https?://|www\.", re.IGNORECASE)
+# A web address in running text: a link, or a bare domain ("Visit evil.example", the usual payload
+# of a prompt injection). Like URL attributes, it is no product fact: copy naming one is flagged
+# (scoring), and copy built from the data leaves sentences holding one out (limits.fact_sentences).
+WEB_ADDRESS = re.compile(
+    r"\bhttps?://\S+|\bwww\.\S+|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*"
+    r"\.(?:com|net|org|info|biz|io|co|app|shop|store|online|site|xyz|ly|eu|uk|de|example|test)\b(?:/\S*)?",
+    re.IGNORECASE,
+)
 
 
 def is_plumbing(key: str, value: Any) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from core.copy.channels import ChannelSpec, FieldSpec
-from core.copy.facts import ProductFacts, attribute_key, is_plumbing, without_instructions
+from core.copy.facts import WEB_ADDRESS, ProductFacts, attribute_key, is_plumbing, without_instructions
 
 # --- cleaning --------------------------------------------------------------------------
 
@@ -324,13 +324,14 @@ def fact_sentences(facts: ProductFacts) -> list[str]:
         if line and len(line) <= MAX_FACT_CHARS:
             out.append(line)
     # Last, the catalog's own description, sentence by sentence (marketplace exports separate
-    # bullet points with "|"); instruction-like sentences are not facts and stay out.
+    # bullet points with "|"); instruction-like sentences and ones holding a web address are not facts and stay out.
     for part in re.split(r"\s*\|\s*", without_instructions(facts.description or "")):
         for sentence in sentences(part):
             sentence = tidy_end(clean_text(sentence))
             if sentence and sentence[-1] not in ".!?":
                 sentence += "."  # a bullet point ("Plush fabric with printed design") reads as a sentence
-            if 20 <= len(sentence) <= MAX_FACT_CHARS and sentence not in out and not _BOILERPLATE.search(sentence):
+            if (20 <= len(sentence) <= MAX_FACT_CHARS and sentence not in out and not _BOILERPLATE.search(sentence)
+                    and not WEB_ADDRESS.search(sentence)):
                 out.append(sentence)
     kind = facts.kind
     if kind and "type" not in facts.attributes and facts.title and kind.lower() not in facts.title.lower():

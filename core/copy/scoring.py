@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from core.copy.channels import ChannelSpec
-from core.copy.facts import ProductFacts, attribute_key, iter_values, without_instructions
+from core.copy.facts import WEB_ADDRESS, ProductFacts, attribute_key, iter_values, without_instructions
 from core.copy.limits import flag_phrase, field_problems, sentences
 
 # Marketplace-prohibited or unverifiable claims (Amazon's restricted terms, FTC guidance on
@@ -280,7 +280,7 @@ class Evidence:
 class Claim:
     field: str
     text: str  # as it appears in the copy
-    kind: str  # number | claim | material | certification | size | origin | brand
+    kind: str  # number | claim | material | certification | size | origin | brand | link
     reason: str
 
     @property
@@ -386,6 +386,10 @@ def claims_in(text: str, evidence: Evidence, field_name: str = "") -> list[Claim
         for m in pattern.finditer(text):
             if not evidence.says(m.group(0)):
                 found.append(Claim(field_name, m.group(0), "brand", "brand not in product data"))
+    # Never backed, even when the data holds it: a link is catalog plumbing, and one in a description
+    # is as likely an injected "visit evil.example" as a fact. Links belong in the ad's URL fields.
+    for address in dict.fromkeys(m.group(0).rstrip(".,;:!?)'\"") for m in WEB_ADDRESS.finditer(text)):
+        found.append(Claim(field_name, address, "link", "a web address is not product data"))
     return found
 
 
