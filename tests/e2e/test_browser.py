@@ -10,6 +10,7 @@ Screenshots: tests/e2e/artifacts/<test name>[-step].png.
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -236,5 +237,54 @@ def test_run_a_segmentation_and_see_the_map(page: Page, shot: Shot, js_errors: l
     expect(page.get_by_test_id("stPlotlyChart").filter(has_text="Users on a 2-D map")).to_be_visible()
     expect(page.get_by_role("heading", name="Personas")).to_be_visible()
     shot("map")
+    assert_no_exception(page)
+    assert js_errors == []
+
+
+def test_write_copy_approve_and_export(page: Page, shot: Shot, js_errors: list[str], tmp_path: Path) -> None:
+    """The bundled SmolLM2 on the CPU writes Google RSA variants; one is approved and exported for Google Ads Editor."""
+    open_app(page)
+    go_to(page, "Copy Studio")
+    box = page.get_by_role("textbox", name="Find a product")
+    box.fill("Summit")
+    box.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_role("combobox", name="Product")).to_have_value(re.compile(r"Summit 750 ml Insulated Steel Water Bottle"))
+    variants = page.get_by_role("spinbutton", name="Variants")
+    variants.fill("2")
+    variants.press("Enter")
+    wait_idle(page)
+
+    page.get_by_role("button", name="Generate 2 variant(s) per product").click()
+    # First use loads the model (converting the bundled GGUF once on a fresh machine), then writes.
+    expect(page.get_by_text(re.compile(r"\d+ new drafts? saved"))).to_be_visible(timeout=480_000)
+    wait_idle(page)
+    approve = page.get_by_role("button", name="Approve")
+    expect(approve.first).to_be_visible()
+    expect(page.get_by_text("Within every limit of the channel.").first).to_be_visible()
+    shot("drafts")
+
+    approve.first.click()
+    wait_idle(page)
+    expect(page.get_by_text("✅ approved")).to_have_count(1)
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Google Ads Editor CSV (responsive search ads)").click()
+    path = tmp_path / "rsa.csv"
+    download_info.value.save_as(path)
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    assert rows[0]["Ad type"] == "Responsive search ad" and rows[0]["Campaign"] == "MarketLab"
+    headlines = [rows[0][f"Headline {i}"] for i in range(1, 4)]
+    assert all(0 < len(h) <= 30 for h in headlines), headlines
+    assert 0 < len(rows[0]["Description 1"]) <= 90
+    assert not any(v.startswith(("=", "+", "-", "@")) for v in rows[0].values() if v)  # formula-safe
+
+    with page.expect_download() as json_info:
+        page.get_by_role("button", name=re.compile(r"JSON \(1 variant\)")).click()
+    exported = json.loads(Path(json_info.value.path()).read_text())
+    assert len(exported) == 1 and exported[0]["fields"]["headline"] == headlines[0]
+    shot("approved")
     assert_no_exception(page)
     assert js_errors == []
