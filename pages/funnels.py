@@ -29,8 +29,18 @@ usual = [e for e in ("view", "add_to_cart", "checkout", "purchase") if e in know
 with st.container(border=True):
     steps = st.multiselect(
         "Steps, in order", known, default=usual or known[:3], key="funnel_steps",
-        help="Pick event names in the order shoppers should do them. To reorder, remove a step and add it again.",
+        help="Pick event names in the order shoppers should do them; reorder with the arrows below.",
     )
+
+    def swap(k: int) -> None:
+        order = list(st.session_state["funnel_steps"])
+        order[k - 1], order[k] = order[k], order[k - 1]
+        st.session_state["funnel_steps"] = order
+
+    if len(steps) > 1:
+        for k, col in enumerate(st.columns(len(steps) - 1 + 3)[: len(steps) - 1], start=1):
+            col.button(f"{steps[k - 1]} ⇄ {steps[k]}", key=f"funnel_swap_{k}", on_click=swap, args=(k,),
+                       help=f"Swap steps {k} and {k + 1}", width="stretch")
     c1, c2, c3, c4 = st.columns([1, 1, 1.3, 1.2])
     amount = c1.number_input("Window", min_value=1, max_value=2160, value=7, key="funnel_window_n")
     unit = c2.selectbox("unit", ["days", "hours", "minutes"], key="funnel_window_unit", label_visibility="hidden")

@@ -179,6 +179,17 @@ def test_funnel_page_counts_the_demo_funnel_and_breaks_it_down(demo_db: Path, mo
     assert 0 < loyal < everyone
 
 
+def test_funnel_steps_reorder_with_the_swap_buttons(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    at = open_app("pages/funnels.py")
+    first = int({m.label: m.value for m in at.metric}["Entered the funnel"].replace(",", ""))
+    at.button(key="funnel_swap_1").click().run()
+    assert not at.exception
+    assert at.multiselect(key="funnel_steps").value == ["add_to_cart", "view", "checkout", "purchase"]
+    reordered = {m.label: m.value for m in at.metric}
+    assert int(reordered["Entered the funnel"].replace(",", "")) < first  # fewer shoppers start at the cart
+
+
 def test_funnel_page_explains_an_impossible_step(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
     at = open_app("pages/funnels.py")
