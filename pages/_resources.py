@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import load_settings
+from core.errors import MarketLabError
 from core.store import Store
 
 
@@ -26,23 +27,47 @@ def _engine_for(model: str, device: str, model_cache: str, llm_url: str):  # -> 
     return load_engine(load_settings())
 
 
+def _engine_key() -> tuple[str, str, str, str]:
+    s = load_settings()
+    return (s.model, s.device, s.model_cache, s.llm_url)
+
+
 def get_engine():  # -> core.llm.Engine
     """The process-wide language model: loaded once, shared by every session (it is thread-safe)."""
-    s = load_settings()
-    return _engine_for(s.model, s.device, s.model_cache, s.llm_url)
+    key = _engine_key()
+    try:
+        engine = _engine_for(*key)
+    except MarketLabError as e:
+        # cache_resource keeps no failure, so the next Generate tries again (the folder may be fixed
+        # by then); the sidebar says what went wrong meanwhile.
+        _FAILED[key] = e.msg
+        raise
+    _FAILED.pop(key, None)
+    return engine
 
 
 def loaded_engine_summary() -> str | None:
-    """The model line for the sidebar once some page has loaded it; None before (loading is not free)."""
-    s = load_settings()
-    key_args = (s.model, s.device, s.model_cache, s.llm_url)
-    # cache_resource exposes no "is it cached" query; a module-level note set by the copy page does.
-    return _LOADED.get(key_args)
+    """The model line for the sidebar once some page has loaded it; None before (loading is not free).
+
+    Described now, not when it loaded: after an out-of-memory fallback the model runs on the CPU,
+    and the line says so, with the engine's latest notice.
+    """
+    # cache_resource exposes no "is it cached" query; a module-level note set by the pages does.
+    engine = _LOADED.get(_engine_key())
+    if engine is None:
+        return None
+    notices = getattr(engine, "notices", None) or ()
+    return engine.describe().summary + (f" — {notices[-1]}" if notices else "")
 
 
-_LOADED: dict[tuple, str] = {}
+def engine_load_error() -> str | None:
+    """Why the configured model failed to load the last time a page tried; None if it has not failed."""
+    return _FAILED.get(_engine_key())
+
+
+_LOADED: dict[tuple, object] = {}  # the engine cache_resource holds (not a copy): its device can change after loading
+_FAILED: dict[tuple, str] = {}
 
 
 def note_engine_loaded(engine) -> None:
-    s = load_settings()
-    _LOADED[(s.model, s.device, s.model_cache, s.llm_url)] = engine.describe().summary
+    _LOADED[_engine_key()] = engine

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.config import load_settings
 from core.errors import MarketLabError
-from pages._resources import get_store, loaded_engine_summary
+from pages._resources import engine_load_error, get_store, loaded_engine_summary
 from pages._widgets import plain, show_error
 
 _DRAWN = "_shell_drawn_this_run"
@@ -44,7 +44,6 @@ PAGES = (
 
 def draw_shell() -> None:
     st.set_page_config(page_title="MarketLab", page_icon=":material/storefront:", layout="wide")
-    st.session_state[_DRAWN] = True
     with st.sidebar:
         st.markdown("### MarketLab")
         for spec in PAGES:
@@ -61,8 +60,16 @@ def draw_shell() -> None:
             f"{counts['products']:,} products · {counts['users']:,} users · "
             f"{counts['events']:,} events · {counts['reviews']:,} reviews"
         )
-        model = loaded_engine_summary()
-        st.caption(plain(f"Model: {model}") if model else plain(f"Model: {settings.model} (loads on first use, device {settings.device})"))
+        model, failed = loaded_engine_summary(), engine_load_error()
+        if model:
+            st.caption(plain(f"Model: {model}"))
+        elif failed:
+            st.caption(plain(f"Model: could not load — {failed}"))
+        else:
+            st.caption(plain(f"Model: {settings.model} (loads on first use, device {settings.device})"))
+    # Marked only once the frame is complete: a run that stopped above (the database locked or
+    # unreadable) must not leave a mark that makes the next run's page skip the frame and its check.
+    st.session_state[_DRAWN] = True
 
 
 def ensure_shell() -> None:

@@ -74,8 +74,10 @@ if go:
         show_error(e)
         st.stop()
     bar = st.progress(0.0, text="Writing…")
-    st.caption("To stop, use Stop at the top right: variants of the products already finished are kept.")
+    st.caption(f"To stop, use Stop at the top right: drafts are saved every {PRODUCTS_PER_CALL} products, and those "
+               "already saved are kept.")
     made = 0
+    notices_before = len(getattr(engine, "notices", None) or ())
     chunks = [product_ids[i:i + PRODUCTS_PER_CALL] for i in range(0, len(product_ids), PRODUCTS_PER_CALL)]
     try:
         for i, chunk in enumerate(chunks):
@@ -95,6 +97,8 @@ if go:
     st.session_state["copy_seed"] = int(st.session_state.get("copy_seed", 0)) + 1  # the next run writes new variants
     if made:
         st.success(f"{count(made, 'new draft')} saved.")
+    for notice in list(getattr(engine, "notices", None) or ())[notices_before:]:
+        st.warning(notice)  # e.g. out of memory: the progress bar that said it is gone
 
 # ---------------------------------------------------------------- the variants, side by side
 shown = list_variants(store, VariantFilter(product_ids=tuple(product_ids), channel=channel, statuses=("draft", "approved")))

@@ -221,7 +221,14 @@ def engine_generate_fn(engine: Any) -> GenerateFn:
         generate.model_name = engine.describe().name  # type: ignore[attr-defined]
     except Exception:  # a model name is for the audit trail; its absence must not stop generation
         generate.model_name = type(engine).__name__  # type: ignore[attr-defined]
+    # What the engine wants the user to know (the Generator's out-of-memory fallbacks), for the progress message.
+    generate.notices = lambda: list(getattr(engine, "notices", None) or ())  # type: ignore[attr-defined]
     return generate
+
+
+def _notices(generate_fn: GenerateFn) -> Callable[[], list[str]]:
+    source = getattr(generate_fn, "notices", None)
+    return source if callable(source) else list
 
 
 def _answer(item: Any) -> tuple[str, bool]:
@@ -306,9 +313,11 @@ def generate_variants(
 ) -> list[Variant]:
     """Variants for every product and tone of ``request``, best first per product; see the module doc.
 
-    ``progress(fraction, message)`` is called after each model call; ``cancel()`` is asked before
-    each, and a cancelled run returns the variants finished so far. Raises MarketLabError for a
-    bad request or unknown product, CopyError when the model fails.
+    ``progress(fraction, message)`` is called after each model call (with any new notice of the
+    engine's, e.g. an out-of-memory fallback, when ``generate_fn`` has ``notices``, as
+    ``engine_generate_fn`` gives it); ``cancel()`` is asked before each, and a cancelled run
+    returns the variants finished so far. Raises MarketLabError for a bad request or unknown
+    product, CopyError when the model fails.
     """
     spec = request.check()
     report = progress or (lambda fraction, message: None)
@@ -324,6 +333,8 @@ def generate_variants(
     total_calls = -(-len(jobs) // request.batch_size)
     finished: list[_Job] = []
     cancelled = False
+    notices = _notices(generate_fn)
+    seen_notices = len(notices())
     report(0.0, f"Writing {spec.label} copy for {len(facts)} product(s)")
     for b, start in enumerate(range(0, len(jobs), request.batch_size)):
         batch = jobs[start : start + request.batch_size]
@@ -355,7 +366,12 @@ def generate_variants(
                     score = score_variant(fixed.fields, spec, job.facts, banned=request.banned, evidence=job.evidence)
                     job.pool.append(_Candidate(fixed, score, round_no, seed))
         finished += [j for j in batch if j.tries]
-        report(min(1.0, (b + 1) / total_calls), f"{min(start + len(batch), len(jobs))} of {len(jobs)} product/tone pairs written")
+        message = f"{min(start + len(batch), len(jobs))} of {len(jobs)} product/tone pairs written"
+        current = notices()
+        if len(current) > seen_notices:  # e.g. out of memory: smaller batches, then the CPU — the user is told
+            message += ". " + " ".join(current[seen_notices:])
+            seen_notices = len(current)
+        report(min(1.0, (b + 1) / total_calls), message)
         if cancelled:
             break
 
