@@ -36,9 +36,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     store = Store(tmp_path_factory.mktemp("real-copy") / "demo.duckdb")
     build_demo(store, seed=42, scale=0.02)
     with store.cursor() as cur:
-        # Three products from different categories: a drink bottle and a tent fail differently.
+        # Two products from different categories: a bottle and a jacket fail differently. (Two, not
+        # more: each channel costs the CPU about a minute per product.)
         ids = [r[0] for r in cur.execute(
-            "SELECT min(product_id) FROM products GROUP BY category ORDER BY category LIMIT 3").fetchall()]
+            "SELECT min(product_id) FROM products GROUP BY category ORDER BY category LIMIT 2").fetchall()]
     yield store, ids
     store.close()
 
@@ -65,7 +66,7 @@ def test_every_variant_keeps_the_limits_and_every_flag_is_a_real_gap(demo, gener
     assert {v.product_id for v in variants} == set(ids), "every product gets copy"
     facts = load_facts(store, ids)
     for v in variants:
-        assert check_fields(v.fields, spec) == [], (v.product_id, v.fields)
+        assert not check_fields(v.fields, spec), (v.product_id, v.fields)  # no field over its limit
         assert v.compliant and set(spec.required_keys) <= set(v.fields)
         data = _data_text(facts[v.product_id])
         for claim in v.scores["unsupported_claims"]:
