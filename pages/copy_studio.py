@@ -146,15 +146,17 @@ for product_id in dict.fromkeys(v.product_id for v in shown):
                            (f" · banned words: {', '.join(banned)}" if banned else "") + f" · tries {v.tries}")
                 if v.scores.get("explanation"):
                     st.caption(plain(v.scores["explanation"]))
-                b1, b2, b3 = st.columns(3)
+                # Stacked, full width: three buttons side by side in a third of the page were cut to "App…".
                 try:
-                    if b1.button("Save edit", key=f"copy_save_{v.variant_id}", disabled=edited == {k: v.fields[k] for k in edited}):
-                        update_fields(store, v.variant_id, edited)
-                        st.rerun()
-                    if b2.button("Approve", key=f"copy_approve_{v.variant_id}", disabled=v.status == "approved" or not v.compliant):
+                    if st.button("Approve", key=f"copy_approve_{v.variant_id}", disabled=v.status == "approved" or not v.compliant,
+                                 type="primary", width="stretch"):
                         set_status(store, v.variant_id, "approved")
                         st.rerun()
-                    if b3.button("Reject", key=f"copy_reject_{v.variant_id}"):
+                    if st.button("Save edit", key=f"copy_save_{v.variant_id}", disabled=edited == {k: v.fields[k] for k in edited},
+                                 width="stretch"):
+                        update_fields(store, v.variant_id, edited)
+                        st.rerun()
+                    if st.button("Reject", key=f"copy_reject_{v.variant_id}", width="stretch"):
                         set_status(store, v.variant_id, "rejected")
                         st.rerun()
                 except MarketLabError as e:
