@@ -39,3 +39,45 @@ def real_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available: {path}")
     return path
+
+
+# -- a tiny random-weight Llama with the real SmolLM2 tokenizer (plumbing tests, never the real model)
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real SmolLM2 tokenizer (vocabulary, chat template), read from the bundled GGUF."""
+    from transformers import AutoTokenizer
+
+    from core.llm import bundled_gguf
+
+    gguf = bundled_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    out = tmp_path_factory.mktemp("smol-tokenizer")
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def build_tiny_llama(tokenizer_dir: Path, out: Path, max_positions: int) -> Path:
+    """A Hugging Face directory: tiny random Llama (seeded) + the SmolLM2 tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out

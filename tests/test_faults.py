@@ -36,7 +36,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from conftest import DATA, ROOT  # noqa: E402
+from conftest import DATA, ROOT, build_tiny_llama  # noqa: E402
 from core.config import load_settings  # noqa: E402
 from core.copy.variants import (  # noqa: E402
     GenerationRequest, VariantFilter, engine_generate_fn, generate_variants, get_variant, list_variants, set_status,
@@ -350,50 +350,11 @@ def test_a_generation_killed_midway_keeps_every_approved_variant_and_saves_nothi
 
 # -- 3. a missing or corrupt model directory ------------------------------------------------------
 
-# Copied from tests/test_llm.py (one tiny random-weight Llama per session, never the real model),
-# with room for copy prompts: a Copy Studio prompt is ~1,000 tokens of few-shot examples.
-
-
-@pytest.fixture(scope="session")
-def smol_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real SmolLM2 tokenizer (vocabulary, chat template), read from the bundled GGUF."""
-    from transformers import AutoTokenizer
-
-    from core.llm import bundled_gguf
-
-    gguf = bundled_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    out = tmp_path_factory.mktemp("smol-tokenizer")
-    tokenizer.save_pretrained(str(out))
-    return out
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(smol_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Hugging Face directory: tiny random Llama + the SmolLM2 tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(str(smol_tokenizer_dir))
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,  # test_llm.py has 256; copy prompts need more (rotary: no extra weights)
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    return out
+    # test_llm.py's tiny model has 256 positions; a Copy Studio prompt is ~1,000 tokens of few-shot
+    # examples (rotary positions: no extra weights).
+    return build_tiny_llama(smol_tokenizer_dir, tmp_path_factory.mktemp("tiny-llama"), max_positions=4096)
 
 
 def broken_model(kind: str, tmp_path: Path, tiny_model_dir: Path) -> Path:

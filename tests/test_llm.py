@@ -21,6 +21,8 @@ from types import SimpleNamespace  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from conftest import build_tiny_llama  # noqa: E402
+
 from core.errors import MarketLabError  # noqa: E402
 from core.llm import DEFAULT_MODEL, Engine, GenerationError, ModelLoadError, bundled_gguf, load_engine, load_generator, pick_device, resolve_model  # noqa: E402
 from core.llm.generator import Generator  # noqa: E402
@@ -35,42 +37,9 @@ CHAT = [
 
 
 @pytest.fixture(scope="session")
-def smol_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real SmolLM2 tokenizer (vocabulary, chat template), read from the bundled GGUF."""
-    from transformers import AutoTokenizer
-
-    gguf = bundled_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    out = tmp_path_factory.mktemp("smol-tokenizer")
-    tokenizer.save_pretrained(str(out))
-    return out
-
-
-@pytest.fixture(scope="session")
 def tiny_model_dir(smol_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Hugging Face directory: tiny random Llama + the SmolLM2 tokenizer."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(str(smol_tokenizer_dir))
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    return out
+    # 256 positions: test_bad_parameters_and_overlong_prompts runs into that limit.
+    return build_tiny_llama(smol_tokenizer_dir, tmp_path_factory.mktemp("tiny-llama"), max_positions=256)
 
 
 @pytest.fixture(scope="session")
