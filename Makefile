@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-requirements
 PORT   ?= 8501
+ARGS   ?=
 
 .PHONY: install run demo test test-fast bench clean
 
@@ -19,7 +20,7 @@ install: $(STAMP)
 ## Seed the demo store on first start, then serve the app on http://127.0.0.1:$(PORT)
 run: $(STAMP)
 	$(BIN)/python -m core demo --if-empty
-	$(BIN)/python -m streamlit run app.py --server.port $(PORT)
+	$(BIN)/python -m streamlit run app.py --server.port $(PORT) $(ARGS)
 
 ## Replace whatever is in the database with a fresh demo store
 demo: $(STAMP)

@@ -1,6 +1,6 @@
-"""The command line: ``python -m core {demo,ingest,funnel,segment,generate} ...``.
+"""The command line: ``python -m core {demo,ingest,funnel,segment,generate,user} ...``.
 
-Every subcommand takes ``--db PATH`` and ``--json``, exits 0 on success, and on failure prints
+Every data subcommand takes ``--db PATH``; every subcommand takes ``--json``, exits 0 on success, and on failure prints
 one clear line to stderr (no traceback) and exits non-zero: 2 for a problem with the input
 or the command, 1 for anything unexpected.
 """
@@ -8,15 +8,18 @@ or the command, 1 for anything unexpected.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from core.config import load_settings
 from core.copy.channels import CHANNELS, TONES
 from core.errors import MarketLabError
 from core.store import Store
+from core.user_admin import DEFAULT_SECRETS, add_account, list_accounts, remove_account
 
 EXIT_USER_ERROR = 2
 EXIT_BUG = 1
@@ -187,6 +190,39 @@ def cmd_generate(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def _new_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise MarketLabError("No terminal to ask for the password: pipe it in with --password-stdin.", title="Password needed")
+    first = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Again: ") != first:
+        raise MarketLabError("The two passwords differ; nothing was changed.", title="Passwords differ")
+    return first
+
+
+def cmd_user(args: argparse.Namespace, store: None) -> int:
+    path = Path(args.secrets)
+    if args.action == "list":
+        accounts = list_accounts(path)
+        _emit({"secrets": str(path), "users": [{"name": a.name, "role": a.role.value} for a in accounts]}, args.json,
+              "\n".join(f"{a.name:<24} {a.role.value}" for a in accounts) or f"No users in {path}: nobody needs to sign in.")
+        return 0
+    if not args.name:
+        raise MarketLabError(f"user {args.action} needs a NAME.", title="Missing user name")
+    if args.action == "remove":
+        remove_account(args.name, path)
+        _emit({"removed": args.name, "secrets": str(path)}, args.json, f"Removed {args.name} from {path}.")
+        return 0
+    if not args.role:
+        raise MarketLabError("user add needs --role editor or --role viewer.", title="Missing role")
+    account = add_account(args.name, args.role, _new_password(args), path, replace=args.replace)
+    _emit({"added": account.name, "role": account.role.value, "secrets": str(path)}, args.json,
+          f"{account.name} can sign in as {account.role.value} (password stored as a salted scrypt hash in {path}). "
+          "A running app reads the change at its next page load.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="MarketLab from the command line.")
     common = argparse.ArgumentParser(add_help=False)
@@ -237,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--no-save", action="store_true", help="print the variants without saving them as drafts")
     gen.set_defaults(func=cmd_generate)
+
+    user = sub.add_parser("user", help="add, remove or list the people who may sign in (local user list)")
+    user.add_argument("action", choices=["add", "remove", "list"])
+    user.add_argument("name", nargs="?", help="user name (add, remove)")
+    user.add_argument("--role", choices=["editor", "viewer"], help="editor: upload, generate, approve, delete; viewer: read only")
+    user.add_argument("--secrets", default=str(DEFAULT_SECRETS), help=f"the secrets file (default: {DEFAULT_SECRETS})")
+    user.add_argument("--password-stdin", action="store_true", help="read the password from standard input (scripts)")
+    user.add_argument("--replace", action="store_true", help="reset the password and role of an existing user")
+    user.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    user.set_defaults(func=cmd_user, needs_store=False)
     return parser
 
 
@@ -244,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if not getattr(args, "needs_store", True):
+            return args.func(args, None)
         db = args.db or str(load_settings().db_path)
         store = Store(db)
         try:

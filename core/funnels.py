@@ -327,7 +327,7 @@ def ensure_index(store: Store, *, force: bool = False) -> IndexInfo:
             fresh, fingerprint, n = _index_is_fresh(cur)
         if fresh and not force:
             return IndexInfo(n, False, time.perf_counter() - began, fingerprint)
-        with _index_lock, store.transaction() as cur:
+        with _index_lock, store.transaction(derived=True) as cur:
             fresh, fingerprint, n = _index_is_fresh(cur)  # another thread may have just built it
             if fresh and not force:
                 return IndexInfo(n, False, time.perf_counter() - began, fingerprint)

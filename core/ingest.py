@@ -436,6 +436,7 @@ def _actions(store: Store, spec: TableContract, valid: pd.DataFrame, cur=None) -
 
 def commit(store: Store, plan: IngestPlan, *, skip_invalid: bool = False) -> IngestReport:
     """Write the plan's valid rows in one transaction. Refuses if rows were rejected, unless skip_invalid."""
+    store.require_editor("importing data")
     if len(plan.rejected) and not skip_invalid:
         total = len(plan.raw.frame)
         first = plan.rejected.iloc[0]

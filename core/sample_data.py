@@ -1106,6 +1106,7 @@ def build_demo(
     A store that already holds products, users, events, reviews or copy variants is refused
     unless ``replace`` is true, in which case those rows are deleted in the same transaction.
     """
+    store.require_editor("loading the demo store")
     if not scale > 0:
         raise MarketLabError(f"scale must be greater than zero, got {scale}.", title="Invalid demo size")
     began = time.perf_counter()

@@ -8,6 +8,7 @@ between Streamlit sessions running on different threads.
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from core.access import LOCAL_EDITOR, User, require_editor
 from core.errors import QueryError, StoreError
 
 TABLES = ("products", "users", "events", "reviews", "copy_variants", "segment_runs", "segments", "user_segments", "ingest_log")
@@ -45,7 +47,14 @@ def quote_ident(name: str) -> str:
 
 
 class Store:
-    """A migrated DuckDB database. Create one per process and pass it in."""
+    """A migrated DuckDB database. Create one per process and pass it in.
+
+    ``user`` is who the calls are made for: the local editor by default (the CLI, a server with no
+    login), a signed-in user in a view made by :meth:`as_user`. A viewer's store opens no write
+    transaction, so every write in core is refused for viewers whichever page or script calls it.
+    """
+
+    user: User = LOCAL_EDITOR
 
     def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
         self.path = str(path)
@@ -70,6 +79,16 @@ class Store:
     def close(self) -> None:
         self._con.close()
 
+    def as_user(self, user: User) -> "Store":
+        """This store, acting for ``user``: same connection and write lock, that user's rights."""
+        view = copy.copy(self)
+        view.user = user
+        return view
+
+    def require_editor(self, action: str) -> None:
+        """Refuse ``action`` up front for a viewer, with a message that names it."""
+        require_editor(self.user, action)
+
     @contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor for this thread's piece of work; closed afterwards."""
@@ -80,8 +99,14 @@ class Store:
             cur.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor inside BEGIN … COMMIT; anything raised rolls the whole piece back."""
+    def transaction(self, *, derived: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside BEGIN … COMMIT; anything raised rolls the whole piece back.
+
+        Refused for a viewer unless ``derived``: a rebuild of data computed from what is stored
+        (the funnel index), which any reader may trigger and which changes no user's data.
+        """
+        if not derived:
+            require_editor(self.user, "changing data")
         # Writers take turns: DuckDB's optimistic concurrency aborts one of two transactions
         # that touch the same rows, and a marketer's upload should wait, not fail.
         with self._write_lock, self.cursor() as cur:

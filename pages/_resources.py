@@ -7,6 +7,7 @@ import streamlit as st
 from core.config import load_settings
 from core.errors import MarketLabError
 from core.store import Store
+from pages._auth import current_user
 
 
 @st.cache_resource(show_spinner="Opening the database…")
@@ -15,9 +16,10 @@ def _store_for(path: str) -> Store:
 
 
 def get_store() -> Store:
-    """The process-wide Store for the configured database (one connection, a cursor per call)."""
+    """The process-wide Store for the configured database (one connection, a cursor per call),
+    acting for this session's signed-in user: core refuses a viewer's writes through it."""
     # Keyed by path so a test (or a user) pointing MARKETLAB_DB elsewhere gets that database.
-    return _store_for(str(load_settings().db_path))
+    return _store_for(str(load_settings().db_path)).as_user(current_user())
 
 
 @st.cache_resource(show_spinner="Loading the language model (once per server)…")

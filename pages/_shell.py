@@ -16,6 +16,7 @@ import streamlit as st
 
 from core.config import load_settings
 from core.errors import MarketLabError
+from pages._auth import sign_in_gate, sign_out
 from pages._resources import engine_load_error, get_store, loaded_engine_summary
 from pages._widgets import plain, show_error
 
@@ -44,6 +45,11 @@ PAGES = (
 
 def draw_shell() -> None:
     st.set_page_config(page_title="MarketLab", page_icon=":material/storefront:", layout="wide")
+    try:
+        user = sign_in_gate()  # stops the run on the sign-in screen until someone is signed in
+    except MarketLabError as e:
+        show_error(e)
+        st.stop()
     with st.sidebar:
         st.markdown("### MarketLab")
         for spec in PAGES:
@@ -67,6 +73,10 @@ def draw_shell() -> None:
             st.caption(plain(f"Model: could not load — {failed}"))
         else:
             st.caption(plain(f"Model: {settings.model} (loads on first use, device {settings.device})"))
+        if user.how != "local":
+            st.divider()
+            st.caption(plain(f"Signed in as {user.name} · {user.role.value}"))
+            st.button("Sign out", key="sign_out", on_click=sign_out, args=(user.how,))
     # Marked only once the frame is complete: a run that stopped above (the database locked or
     # unreadable) must not leave a mark that makes the next run's page skip the frame and its check.
     st.session_state[_DRAWN] = True

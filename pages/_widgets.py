@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime, time, timedelta
+from typing import Any
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import load_settings
@@ -15,6 +19,8 @@ from core.ingest import IngestPlan, IngestReport, commit, prepare
 from core.overview import event_span
 from core.store import Store
 from core.upload_reader import ENCODING_CHOICES, RawTable, read_upload
+
+VIEWER_HELP = "Viewers read everything and change nothing: ask an editor to make the change."
 
 UPLOAD_TYPES = ["csv", "tsv", "txt", "xlsx", "json", "jsonl", "ndjson", "parquet"]
 PREVIEW_ROWS = 20
@@ -61,6 +67,60 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 def plain(text: object) -> str:
     """User data for a markdown widget, shown literally: no links, emphasis or HTML from a product title."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+# Trace attributes whose text Plotly draws (axes, legend, hover) and fills from data.
+_CHART_DATA_ATTRS = ("x", "y", "text", "hovertext", "labels", "customdata")
+
+
+def _chart_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return html.escape(value, quote=False)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "OUS":
+            return np.vectorize(_chart_text, otypes=[object])(value) if value.size else value
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_chart_text(v) for v in value)
+    return value
+
+
+def show_chart(fig: go.Figure, key: str | None = None) -> None:
+    """st.plotly_chart with user data shown as typed (see safe_figure)."""
+    st.plotly_chart(safe_figure(fig), width="stretch", key=key)
+
+
+def safe_figure(fig: go.Figure) -> go.Figure:
+    """The figure with every text Plotly would draw escaped, in place.
+
+    Plotly draws a few HTML tags in any text it shows (<b>, <i>, <br>, and <a href> as a live
+    link), and brands, event names, campaigns and step labels come from other people's files.
+    Escaped here, once for every chart: Plotly turns the entities back into the characters.
+    No MarketLab chart uses markup of its own, so titles are escaped as well.
+    """
+    for trace in fig.data:
+        for attr in _CHART_DATA_ATTRS:
+            if attr in trace and trace[attr] is not None:
+                trace[attr] = _chart_text(trace[attr])
+        for attr in ("name", "legendgroup", "offsetgroup"):  # groups are ids, escaped alike so they still match
+            if attr in trace and trace[attr]:
+                trace[attr] = _chart_text(trace[attr])
+    if fig.layout.title.text:
+        fig.layout.title.text = _chart_text(fig.layout.title.text)
+    if fig.layout.legend.title.text:
+        fig.layout.legend.title.text = _chart_text(fig.layout.legend.title.text)
+
+    def axis(a: Any) -> None:
+        if a.title.text:
+            a.title.text = _chart_text(a.title.text)
+        for attr in ("categoryarray", "ticktext"):
+            if a[attr] is not None:
+                a[attr] = _chart_text(a[attr])
+
+    fig.for_each_xaxis(axis)
+    fig.for_each_yaxis(axis)
+    fig.for_each_annotation(lambda a: a.update(text=_chart_text(a.text)) if a.text else None)
+    return fig
 
 
 def _plan_key(raw: RawTable, table: str, mapping: dict[str, str], constants: dict[str, str]) -> tuple:
@@ -131,6 +191,9 @@ def _show_plan(plan: IngestPlan, key: str) -> None:
 
 def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
     """Upload → preview → mapping → row-by-row check → commit. Returns the report once committed."""
+    if not store.user.can_edit:
+        st.info(f"Importing data is for editors; you are signed in as a viewer. {VIEWER_HELP}")
+        return None
     upload = st.file_uploader(
         f"Upload {table} (CSV, TSV, Excel, JSON, JSON Lines or Parquet)", type=UPLOAD_TYPES, key=f"{key}_upload",
         help=f"Up to {load_settings().max_upload_mb:g} MB. Nothing is written until you commit.",

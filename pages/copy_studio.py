@@ -12,7 +12,7 @@ from core.copy.variants import GenerationRequest, VariantFilter, engine_generate
 from core.errors import MarketLabError
 from pages._resources import get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
-from pages._widgets import count, plain, show_error
+from pages._widgets import VIEWER_HELP, count, plain, show_error
 
 ensure_shell()
 store = get_store()
@@ -64,7 +64,8 @@ with st.container(border=True):
     st.caption(f"Limits: " + "; ".join(f"{f.label.rstrip(':')} ≤ {f.max_chars}" for f in CHANNELS[channel].fields
                                        if f.max_chars and not f.label[-1:].isdigit()) + ". " + CHANNELS[channel].why)
     go = st.button(f"Generate {int(n) * max(len(tones), 1)} variant(s) per product", type="primary", key="copy_generate",
-                   disabled=not product_ids or not tones)
+                   disabled=not product_ids or not tones or not store.user.can_edit,
+                   help=None if store.user.can_edit else VIEWER_HELP)
 
 if go:
     try:
@@ -109,6 +110,9 @@ if not shown:
     st.stop()
 
 spec = CHANNELS[channel]
+editor = store.user.can_edit
+if not editor:
+    st.caption(f"You are signed in as a viewer: approving, editing and rejecting are for editors. {VIEWER_HELP}")
 for product_id in dict.fromkeys(v.product_id for v in shown):
     variants = sorted([v for v in shown if v.product_id == product_id], key=lambda v: (v.status != "approved", v.rank or 99))
     if len(product_ids) > 1:
@@ -123,6 +127,8 @@ for product_id in dict.fromkeys(v.product_id for v in shown):
             with col.container(border=True):
                 badge = "✅ approved" if v.status == "approved" else "draft"
                 st.markdown(f"**#{v.rank or '–'}** · {plain(v.tone)} · {badge}")
+                if v.status == "approved" and v.last_review:
+                    st.caption(plain(f"Approved by {v.last_review['by']}, {v.last_review['at']}"))
                 edited: dict[str, str] = {}
                 for fspec in spec.fields:
                     if fspec.key not in v.fields:
@@ -148,15 +154,15 @@ for product_id in dict.fromkeys(v.product_id for v in shown):
                     st.caption(plain(v.scores["explanation"]))
                 # Stacked, full width: three buttons side by side in a third of the page were cut to "App…".
                 try:
-                    if st.button("Approve", key=f"copy_approve_{v.variant_id}", disabled=v.status == "approved" or not v.compliant,
+                    if st.button("Approve", key=f"copy_approve_{v.variant_id}", disabled=v.status == "approved" or not v.compliant or not editor,
                                  type="primary", width="stretch"):
                         set_status(store, v.variant_id, "approved")
                         st.rerun()
-                    if st.button("Save edit", key=f"copy_save_{v.variant_id}", disabled=edited == {k: v.fields[k] for k in edited},
+                    if st.button("Save edit", key=f"copy_save_{v.variant_id}", disabled=edited == {k: v.fields[k] for k in edited} or not editor,
                                  width="stretch"):
                         update_fields(store, v.variant_id, edited)
                         st.rerun()
-                    if st.button("Reject", key=f"copy_reject_{v.variant_id}", width="stretch"):
+                    if st.button("Reject", key=f"copy_reject_{v.variant_id}", width="stretch", disabled=not editor):
                         set_status(store, v.variant_id, "rejected")
                         st.rerun()
                 except MarketLabError as e:

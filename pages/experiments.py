@@ -11,7 +11,7 @@ from core.errors import MarketLabError
 from core.experiments import ExperimentSpec
 from pages._resources import get_store
 from pages._shell import ensure_shell
-from pages._widgets import plain, show_error
+from pages._widgets import plain, show_chart, show_error
 
 ensure_shell()
 store = get_store()
@@ -84,7 +84,7 @@ fig = go.Figure(go.Bar(
     marker_color=["#888" if v.is_control else "#1f77b4" for v in result.variants],
 ))
 fig.update_layout(title=f"Conversion to {conversion} within {days} days, with 95 % intervals", yaxis_tickformat=".1%")
-st.plotly_chart(fig, width="stretch", key="exp_chart")
+show_chart(fig, key="exp_chart")
 
 if result.breakdown is not None and not result.breakdown.empty:
     st.subheader(f"By {labels[breakdown]}")
@@ -92,7 +92,7 @@ if result.breakdown is not None and not result.breakdown.empty:
                  title=f"Which variant converts, for whom ({labels[breakdown]})", labels={"group": "", "rate": "conversion"},
                  hover_data=["exposed", "converted", "p_value"])
     fig.update_yaxes(tickformat=".1%")
-    st.plotly_chart(fig, width="stretch", key="exp_breakdown_chart")
+    show_chart(fig, key="exp_breakdown_chart")
     best = (result.breakdown[result.breakdown["exposed"] > 0]
             .sort_values("rate", ascending=False).groupby("group", as_index=False).first())
     best = best[["group", "variant_id", "rate", "exposed", "significant"]].rename(columns={"variant_id": "best variant"})

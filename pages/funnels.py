@@ -13,7 +13,7 @@ from core.funnels import Condition, FunnelSpec, Step
 from core.segments.saved_lists import MAX_NAME_CHARS, save_dropped_as_segment
 from pages._resources import get_store
 from pages._shell import ensure_shell
-from pages._widgets import count, date_range, duration, plain, show_error
+from pages._widgets import VIEWER_HELP, count, date_range, duration, plain, show_chart, show_error
 
 ensure_shell()
 store = get_store()
@@ -128,7 +128,7 @@ chart = go.Figure(go.Funnel(
     textinfo="value+percent previous+percent initial",
 ))
 chart.update_layout(title="Users reaching each step", margin={"l": 10, "r": 10})
-st.plotly_chart(chart, width="stretch", key="funnel_chart")
+show_chart(chart, key="funnel_chart")
 
 table = [{"step": s.step, "event": s.label, "users": s.users, "from previous": s.from_previous,
           "from first": s.from_first, "dropped here": s.dropped} for s in result.steps]
@@ -144,7 +144,7 @@ if result.breakdown is not None and not result.breakdown.empty:
                  title=f"Share of step-1 users reaching each step, by {labels.get(breakdown, breakdown)}",
                  labels={"label": "", "from_first": "from step 1", "group": ""}, hover_data=["users"])
     fig.update_yaxes(tickformat=".0%")
-    st.plotly_chart(fig, width="stretch", key="funnel_breakdown_chart")
+    show_chart(fig, key="funnel_breakdown_chart")
     last = frame[frame["step"] == len(steps)][["group", "users", "from_first"]].rename(
         columns={"users": "completed", "from_first": "conversion"})
     firsts = frame[frame["step"] == 1][["group", "users"]].rename(columns={"users": "entered"})
@@ -158,7 +158,7 @@ with left:
                       title=f"Conversion by {trend} of the first step", labels={"period": "", "conversion": "conversion"},
                       hover_data=["started"])
         fig.update_yaxes(tickformat=".1%")
-        st.plotly_chart(fig, width="stretch", key="funnel_trend_chart")
+        show_chart(fig, key="funnel_trend_chart")
 with right:
     timed = [t for t in result.timings if t.users]
     if timed:
@@ -168,7 +168,7 @@ with right:
         bins = [{"time": label, "users": users} for label, _, _, users in t.histogram]
         fig = px.bar(bins, x="time", y="users",
                      title=f"Step {t.from_step} → {t.to_step}: median {duration(t.median_s)}, p90 {duration(t.p90_s)}")
-        st.plotly_chart(fig, width="stretch", key="funnel_timing_chart")
+        show_chart(fig, key="funnel_timing_chart")
 
 st.subheader("Who dropped off")
 drop_choices = [s for s in result.steps[:-1] if s.dropped]
@@ -182,8 +182,8 @@ else:
     prepare = b1.button("Prepare the list", key="funnel_drop_prepare")
     segment_name = b2.text_input("Segment name (optional)", key="funnel_drop_name", max_chars=MAX_NAME_CHARS,
                                  placeholder=f"Dropped after step {chosen}: {result.steps[chosen - 1].label}")
-    save = b3.button("Save as segment", key="funnel_drop_save",
-                     help="Saves these users, and those who went on, as a segment: funnels, experiments and the "
+    save = b3.button("Save as segment", key="funnel_drop_save", disabled=not store.user.can_edit,
+                     help=VIEWER_HELP if not store.user.can_edit else "Saves these users, and those who went on, as a segment: funnels, experiments and the "
                           "Copy Studio can then use it.")
     if prepare:
         try:

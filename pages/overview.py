@@ -10,7 +10,7 @@ from core.config import SETTINGS, load_settings
 from core.overview import overview
 from pages._resources import get_store
 from pages._shell import ensure_shell
-from pages._widgets import plain
+from pages._widgets import plain, show_chart
 
 ensure_shell()
 store = get_store()
@@ -32,7 +32,7 @@ if info.first_event is not None:
     st.subheader(f"Events, {info.first_event:%d %b %Y} – {info.last_event:%d %b %Y} ({days} days)")
     fig = px.line(info.events_by_day, x="day", y="events", color="event_name", log_y=True,
                   title="Events per day by event name (log scale)", labels={"day": "", "events": "events", "event_name": "event"})
-    st.plotly_chart(fig, width="stretch")
+    show_chart(fig)
     left, right = st.columns([2, 3])
     with left:
         st.markdown("**Event names**")
@@ -40,7 +40,7 @@ if info.first_event is not None:
     with right:
         fig = px.bar(info.event_names.head(8), x="event_name", y="users", title="Users per event name",
                      labels={"event_name": "", "users": "distinct users"})
-        st.plotly_chart(fig, width="stretch")
+        show_chart(fig)
 
 if not info.recent_imports.empty:
     st.subheader("Recent imports")

@@ -15,7 +15,7 @@ from core.segments.profiles import compare
 from core.segments.runs import rewrite_personas
 from pages._resources import get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
-from pages._widgets import count, plain, show_error
+from pages._widgets import VIEWER_HELP, count, plain, show_chart, show_error
 
 ensure_shell()
 store = get_store()
@@ -45,7 +45,8 @@ with st.expander("Run a new segmentation", expanded=not segments.list_runs(store
     use_model = st.checkbox("Write personas with the language model (slower)", key="seg_llm",
                             help="The resident model drafts each persona from the segment's numbers; a draft that quotes "
                                  "anything the numbers do not show is refused and the grounded template speaks instead.")
-    if st.button("Run segmentation", type="primary", key="seg_run"):
+    if st.button("Run segmentation", type="primary", key="seg_run", disabled=not store.user.can_edit,
+                 help=None if store.user.can_edit else VIEWER_HELP):
         generate, persona_options = None, None
         if use_model:
             loaded = load_model()
@@ -96,22 +97,22 @@ with left:
                          title=f"Users on a 2-D map ({run.params.get('map_method', 'PCA')}), {len(frame):,} sampled",
                          labels={"x": "", "y": ""})
         fig.update_traces(marker={"size": 5})
-        st.plotly_chart(fig, width="stretch", key="seg_map")
+        show_chart(fig, key="seg_map")
 with right:
     sizes = pd.DataFrame([{"segment": s.name, "users": s.size, "share": s.share, "revenue share": s.profile.revenue_share}
                           for s in run.segments])
     fig = px.bar(sizes, x="users", y="segment", orientation="h", title="Segment sizes", hover_data=["share", "revenue share"])
-    st.plotly_chart(fig, width="stretch", key="seg_sizes")
+    show_chart(fig, key="seg_sizes")
     by_k = run.quality.get("silhouette_by_k")
     if by_k:
         fig = px.line(x=[int(k) for k in by_k], y=list(by_k.values()), markers=True, title="Silhouette by k",
                       labels={"x": "k", "y": "silhouette"})
-        st.plotly_chart(fig, width="stretch", key="seg_silhouette")
+        show_chart(fig, key="seg_silhouette")
 
 st.subheader("Personas")
 st.caption("Each persona is written from its segment's numbers only; the numbers stay beside it.")
-if st.button("Rewrite personas with the model", key="seg_rewrite",
-             help="Drafts new personas from the saved numbers with the resident language model and saves them into this "
+if st.button("Rewrite personas with the model", key="seg_rewrite", disabled=not store.user.can_edit,
+             help=VIEWER_HELP if not store.user.can_edit else "Drafts new personas from the saved numbers with the resident language model and saves them into this "
                   "run; the Copy Studio then writes for them. Drafts that fail the grounding check keep the template."):
     loaded = load_model()
     if loaded is not None:
@@ -206,7 +207,7 @@ if result is not None:
                   title=f"Calibration of {chosen.name} on the test period")
     fig.add_shape(type="line", x0=0, y0=0, x1=float(calib["predicted"].max() or 1), y1=float(calib["predicted"].max() or 1),
                   line={"dash": "dot", "color": "grey"})
-    st.plotly_chart(fig, width="stretch", key="seg_calibration")
+    show_chart(fig, key="seg_calibration")
     labels = segments.run_labels(store, run.run_id)
     per_segment = propensity_by_segment(result, labels)
     per_segment["segment"] = per_segment["segment"].map(names).fillna(per_segment["segment"])

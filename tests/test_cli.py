@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import DATA, ROOT
 
+from core.access import auth_config, verify_password
 from core.copy.variants import VariantFilter, list_variants
 from core.store import Store
 
@@ -161,3 +163,52 @@ def test_generate_writes_saves_and_prints_compliant_variants(tmp_path: Path) -> 
     finally:
         listed.close()
     assert {v["variant_id"] for v in variants} <= saved
+
+
+# ---------------------------------------------------------------- user list (sign-in)
+
+
+def user_cli(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+    extra = ("--password-stdin",) if password is not None else ()
+    return subprocess.run([sys.executable, "-m", "core", "user", *args, *extra], cwd=ROOT, capture_output=True, text=True,
+                          input=None if password is None else password + "\n", timeout=60)
+
+
+def test_user_add_list_replace_remove_keeps_the_rest_of_the_secrets_file(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[connections.warehouse]\npassword = "keep me" # a comment too\n')
+    assert user_cli("add", "ana", "--role", "editor", "--secrets", str(secrets), password="correct horse battery").returncode == 0
+    assert user_cli("add", "pat@example.com", "--role", "viewer", "--secrets", str(secrets), password="another long one").returncode == 0
+    assert secrets.stat().st_mode & 0o777 == 0o600  # it holds hashes: the owner's eyes only
+    text = secrets.read_text()
+    assert "correct horse battery" not in text and 'password = "keep me" # a comment too' in text
+    listed = json.loads(user_cli("list", "--secrets", str(secrets), "--json").stdout)["users"]
+    assert listed == [{"name": "ana", "role": "editor"}, {"name": "pat@example.com", "role": "viewer"}]
+
+    again = user_cli("add", "ANA", "--role", "viewer", "--secrets", str(secrets), password="a new password!")
+    assert "already in" in assert_one_clean_error_line(again)
+    assert user_cli("add", "ana", "--role", "viewer", "--secrets", str(secrets), "--replace", password="a new password!").returncode == 0
+    accounts = auth_config(tomllib.loads(secrets.read_text())).accounts
+    assert accounts["ana"].role.value == "viewer" and verify_password("a new password!", accounts["ana"].password_hash)
+
+    assert user_cli("remove", "pat@example.com", "--secrets", str(secrets)).returncode == 0
+    data = tomllib.loads(secrets.read_text())
+    assert list(data["marketlab"]["users"]) == ["ana"] and data["connections"]["warehouse"]["password"] == "keep me"
+
+
+@pytest.mark.parametrize("args, password, message", [
+    (("add", "bob", "--role", "editor"), "short", "at least 10 characters"),
+    (("add", "bob", "--role", "editor"), None, "--password-stdin"),  # no terminal and nothing piped
+    (("add", "bad name", "--role", "editor"), "long enough pass", "user name"),
+    (("add", "bob"), "long enough pass", "--role"),
+    (("remove", "nobody"), None, "No user nobody"),
+])
+def test_user_command_errors_are_one_line_and_change_nothing(tmp_path: Path, args: tuple[str, ...], password: str | None,
+                                                             message: str) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text("[other]\nx = 1\n")
+    result = subprocess.run([sys.executable, "-m", "core", "user", *args, "--secrets", str(secrets),
+                             *(("--password-stdin",) if password else ())], cwd=ROOT, capture_output=True, text=True,
+                            input=(password + "\n") if password else "", timeout=60)
+    assert message in assert_one_clean_error_line(result)
+    assert secrets.read_text() == "[other]\nx = 1\n"

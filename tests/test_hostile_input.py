@@ -702,6 +702,28 @@ def test_markup_in_generated_copy_stays_text_and_no_page_renders_html(shop: Stor
             assert raw_html not in source, f"{path.name} uses {raw_html}"
 
 
+def test_markup_in_chart_data_is_escaped_for_plotly_and_every_page_draws_charts_through_it() -> None:
+    """Plotly draws <b>, <i>, <br> and <a href> (a live link) in legends, axes and hovers: brands and event names must not."""
+    import plotly.express as px
+
+    from pages._widgets import safe_figure
+
+    frame = pd.DataFrame({"group": ['<a href="https://evil.example">Acme</a>', "<b>Bold</b> & Co"], "users": [3, 4],
+                          "who": ["<i>u1</i>", "u2"]})
+    fig = px.bar(frame, x="group", y="users", color="group", hover_data=["who"], title="By <b>brand</b>",
+                 category_orders={"group": list(frame["group"])})
+    safe_figure(fig)
+    drawn = json.dumps(fig.to_plotly_json(), default=str)
+    for tag in ("<a ", "<b>", "<i>"):
+        assert tag not in drawn.replace("<br>", ""), f"{tag} reaches Plotly"
+    assert "&lt;b&gt;Bold&lt;/b&gt; &amp; Co" in [t.name for t in fig.data]
+    assert list(fig.layout.xaxis.categoryarray) == [t.name for t in fig.data]  # order still matches the escaped values
+    assert fig.data[0].y[0] == 3  # numbers untouched
+    for path in sorted((ROOT / "pages").glob("*.py")):
+        assert "st.plotly_chart(" not in path.read_text(encoding="utf-8") or path.name == "_widgets.py", \
+            f"{path.name} draws a chart without show_chart"
+
+
 # ---------------------------------------------------------------------------------------
 # Prompt injection through a product description
 # ---------------------------------------------------------------------------------------

@@ -121,6 +121,12 @@ class Variant:
     created_at: datetime = field(default_factory=_now)
 
     @property
+    def last_review(self) -> dict[str, Any] | None:
+        """The latest approve / reject / back-to-draft decision: at, by, status; None if never reviewed."""
+        reviews = self.params.get("reviews") or []
+        return reviews[-1] if reviews else None
+
+    @property
     def compliant(self) -> bool:
         """Within every limit of its channel: from the scores, or checked now for copy never scored (the demo's)."""
         if "compliant" in self.scores:
@@ -319,6 +325,7 @@ def generate_variants(
     returns the variants finished so far. Raises MarketLabError for a bad request or unknown
     product, CopyError when the model fails.
     """
+    store.require_editor("writing copy")
     spec = request.check()
     report = progress or (lambda fraction, message: None)
     stop = cancel or (lambda: False)
@@ -467,6 +474,7 @@ def save_variants(store: Store, variants: Iterable[Variant], status: str | None 
     Every variant is checked before anything is written; approving copy that breaks a limit
     is refused. Returns how many were written.
     """
+    store.require_editor("saving copy")
     staged = []
     for variant in variants:
         target = status or variant.status
@@ -503,13 +511,21 @@ def _require(store: Store, variant_id: str) -> Variant:
 
 
 def set_status(store: Store, variant_id: str, status: str) -> Variant:
-    """Approve, reject or return a saved variant to draft; approval re-checks the limits."""
+    """Approve, reject or return a saved variant to draft; approval re-checks the limits.
+
+    Who changed it, and when, go into params' "reviews" (the audit trail of what reached a campaign).
+    """
+    store.require_editor("approving or rejecting copy")
     _check_status(status)
     variant = _require(store, variant_id)
     _refuse_non_compliant(variant, status)
     variant.status = status
+    reviews = [*variant.params.get("reviews", []), {"at": _now().isoformat(sep=" ", timespec="seconds"),
+                                                     "by": store.user.name, "status": status}]
+    variant.params = {**variant.params, "reviews": reviews}
     with store.transaction() as cur:
-        cur.execute("UPDATE copy_variants SET status = ? WHERE variant_id = ?", [status, variant_id])
+        cur.execute("UPDATE copy_variants SET status = ?, params = ? WHERE variant_id = ?",
+                    [status, json.dumps(variant.params, ensure_ascii=False, default=str), variant_id])
     return variant
 
 
@@ -595,6 +611,7 @@ def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, b
     The edit is stored as written, not trimmed: if it breaks a limit the scores say so and the
     variant cannot be approved until it is fixed. The edit is recorded in params.
     """
+    store.require_editor("editing copy")
     variant = _require(store, variant_id)
     spec = get_channel(variant.channel)
     unknown = [k for k in fields if k not in spec.keys and k not in variant.fields]
@@ -609,7 +626,7 @@ def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, b
         else:
             updated.pop(key, None)
     edits = list(variant.params.get("edits", []))
-    edits.append({"at": _now().isoformat(sep=" ", timespec="seconds"), "fields": sorted(fields)})
+    edits.append({"at": _now().isoformat(sep=" ", timespec="seconds"), "by": store.user.name, "fields": sorted(fields)})
     variant.fields = updated
     variant.params = {**variant.params, "edited": True, "edits": edits}
     variant.scores = rescore(store, variant, banned)

@@ -199,6 +199,8 @@ def run_segmentation(
     one). ``method='rfm'`` assigns the standard RFM segments instead. ``generate`` (the
     resident language model) writes the personas; without it they come from a template.
     """
+    if save:  # an unsaved run changes nothing, so a viewer may explore one (the page always saves)
+        store.require_editor("saving a segmentation")
     if method not in METHODS:
         raise MarketLabError(f"method must be one of {', '.join(METHODS)}, got {method!r}.", title="Unknown method")
     report = progress or (lambda fraction, message: None)
@@ -397,6 +399,7 @@ def rewrite_personas(
     ``MarketLabError`` says why: the personas stay as they were. ``model`` names the model for
     the cards; ``seed`` defaults to the run's own.
     """
+    store.require_editor("rewriting personas")
     report = progress or (lambda fraction, message: None)
     run = load_run(store, run_id)
     if run.base is None or not run.segments:
@@ -491,6 +494,7 @@ def export_segment_csv(store: Store, run_id: str, segment_id: str) -> bytes:
 
 
 def delete_run(store: Store, run_id: str) -> None:
+    store.require_editor("deleting a segment run")
     try:
         with store.transaction() as cur:
             for table in ("user_segments", "segments", "segment_runs"):

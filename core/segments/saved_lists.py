@@ -148,6 +148,7 @@ def save_user_list_as_run(
     the store; an empty list, an unknown id or a bad name raises ``MarketLabError`` and nothing
     is written. Run, segments and assignments are written in one transaction.
     """
+    store.require_editor("saving a segment")
     if method not in LIST_METHODS:
         raise MarketLabError(f"method must be one of {', '.join(LIST_METHODS)}, got {method!r}.", title="Unknown method")
     if len(set(segment_ids)) != 2 or not all(isinstance(s, str) and s for s in segment_ids):
@@ -206,6 +207,7 @@ def save_dropped_as_segment(store: Store, spec: FunnelSpec, step: int, name: str
     whole base is already the cards' reference. Users in neither group show as "(none)" in a
     breakdown, so the groups of a funnel broken down by this run still add up to the funnel.
     """
+    store.require_editor("saving a segment")
     if not isinstance(spec, FunnelSpec):
         raise MarketLabError("A funnel spec is needed to save its drop-off.", title="Invalid funnel")
     n = len(spec.steps)

@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -108,14 +108,16 @@ def app_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def serve_app(db: Path, workdir: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free 127.0.0.1 port with MARKETLAB_DB=db; yields its URL once healthy."""
+def serve_app(db: Path, workdir: Path, extra_args: Sequence[str] = ()) -> Iterator[str]:
+    """`streamlit run app.py` on a free 127.0.0.1 port with MARKETLAB_DB=db; yields its URL once healthy.
+
+    ``extra_args`` are more `streamlit run` options, e.g. ``("--secrets.files", path)`` for a user list."""
     port = _free_port()
     log = workdir / "streamlit.log"
     env = {**os.environ, "MARKETLAB_DB": str(db), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", HOST, "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
+           "--browser.gatherUsageStats", "false", *extra_args]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
