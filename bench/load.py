@@ -31,14 +31,17 @@ page error. After an error the session reloads "/" and carries on. Percentiles a
 
 Printed per N: interactions, errors, p50 / p95 / max of non-generation interactions, the same
 by interaction kind, count / p50 / p95 of generations, the server's peak RSS and CPU use, and
-the load average. At the end: every approval a session saw land is checked in the database (two
+the load average. The summary adds the server's own time per script run (a sitecustomize hook
+times Streamlit's ScriptRunner._run_script), because the browsers share the server's cores here:
+on a real team each browser has a machine of its own. At the end: every approval a session saw land is checked in the database (two
 sessions share each product, so approvals of one product's drafts do overlap in time), and the
 server log is searched for model loads (a sitecustomize hook in the server's PYTHONPATH only
 turns the ``core.llm`` logger's INFO lines on; nothing else of the app changes): with
 ``--generate`` there must be exactly one "Loaded" line however many sessions generate.
 
     .venv/bin/python bench/load.py --sessions 1,2 --duration 20                 # smoke
-    .venv/bin/python bench/load.py --sessions 1,5,10,20 --duration 60           # the RESULTS.md table
+    .venv/bin/python bench/load.py --sessions 1,5,10,20 --duration 60           # the RESULTS.md table (stress)
+    .venv/bin/python bench/load.py --sessions 1,5,10,20 --duration 60 --think 3,10   # people reading pages
     .venv/bin/python bench/load.py --sessions 1,5,10,20 --duration 60 --generate
 
 Needs Debian's chromium at /usr/bin/chromium and the dev extras (playwright, pytest); never
@@ -87,7 +90,7 @@ _run_cli, serve_app = _e2e._run_cli, _e2e.serve_app  # the same commands and hea
 
 TIMEOUT_MS = 30_000  # one interaction, as conftest.wait_idle
 GEN_TIMEOUT_MS = 300_000  # one generation: the model loads on first use, and several sessions queue on it
-THINK_S = (0.3, 1.5)
+THINK_S = (0.3, 1.5)  # --think: the pause between one session's interactions
 SHOTS: Path | None = None  # --shots
 BENCH_MODEL = "bench-template"  # the `model` of the seeded drafts, to tell them from generated ones
 SEARCH_WORDS = ("Summit", "Mug", "Headlamp", "Tent", "Water Bottle", "Ridgeway", "Steel", "Running")
@@ -107,6 +110,18 @@ _l = logging.getLogger("core.llm")
 _l.addHandler(_h)
 _l.setLevel(logging.INFO)
 _l.propagate = False
+
+# The server's own share of each interaction: every script run's duration, as one line in the log.
+import time as _time
+from streamlit.runtime.scriptrunner import script_runner as _sr
+_run = _sr.ScriptRunner._run_script
+def _timed(self, rerun_data):
+    _t0 = _time.perf_counter()
+    try:
+        return _run(self, rerun_data)
+    finally:
+        sys.stderr.write(f"MARKETLAB_SCRIPT_RUN {_time.time():.3f} {_time.perf_counter() - _t0:.4f}\\n")
+_sr.ScriptRunner._run_script = _timed
 """
 
 
@@ -591,7 +606,7 @@ async def run_n(browser, url: str, n: int, duration: float, seed: int, generate:
     wall = time.monotonic() - started
     stop.set()
     await sampler
-    info = {"wall_s": wall, "server_cpu_pct": 100 * (probe.cpu_s() - cpu_before) / wall, "server_rss_peak_mb": probe.peak_mb,
+    info = {"window": (time.time() - wall, time.time()), "wall_s": wall, "server_cpu_pct": 100 * (probe.cpu_s() - cpu_before) / wall, "server_rss_peak_mb": probe.peak_mb,
             "server_rss_end_mb": probe.rss_mb(), "loadavg_1m_before": load_before[0], "loadavg_1m_after": os.getloadavg()[0],
             "cancelled_sessions": len(pending)}
     for context in contexts:
@@ -733,11 +748,14 @@ def main() -> int:
     parser.add_argument("--generate", action="store_true", help="about 1 iteration in 10 writes 1 email variant with the resident model")
     parser.add_argument("--scale", type=float, default=0.05, help="demo store scale (0.05: 1,500 users, ~50k events)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--think", default="0.3,1.5", help="MIN,MAX seconds a session waits between interactions "
+                                                           "(0.3,1.5: a stress test; 3,10: people reading what they opened)")
     parser.add_argument("--json", type=Path, help="also write every interaction and the summary rows here")
     parser.add_argument("--shots", type=Path, help="save a screenshot of the page at each error (5 per session) here")
     args = parser.parse_args()
-    global SHOTS
+    global SHOTS, THINK_S
     SHOTS = args.shots
+    THINK_S = tuple(float(x) for x in args.think.split(","))
     args.sessions = [int(s) for s in args.sessions.split(",") if s.strip()]
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} not found: apt-get install -y chromium (never `playwright install`)", file=sys.stderr)
@@ -772,12 +790,21 @@ def main() -> int:
         landed, missing, generated = check_database(db, results.approvals)
 
     loads = [line for line in log.splitlines() if re.search(r"core\.llm\.\w+ INFO Loaded ", line)]
+    script_runs = [(float(m.group(1)), float(m.group(2))) for m in re.finditer(r"MARKETLAB_SCRIPT_RUN (\S+) (\S+)", log)]
+    for r in rows:
+        start, end = r.pop("window")
+        secs = [s for at, s in script_runs if start <= at <= end]
+        r.update(server_runs=len(secs), server_p50_s=pct(secs, 50), server_p95_s=pct(secs, 95))
     tracebacks = log.count("Traceback (most recent call last)")
     print("\n### Summary\n")
-    print("| sessions | interactions | errors | p50 (s) | p95 (s) | max (s) | generations (errors) | gen p50 / p95 (s) | server RSS peak (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"Think time {THINK_S[0]:g}–{THINK_S[1]:g} s. Latency: click to page drawn and idle, in a Chromium on the same cores. "
+          "Server: each script run's own time (the part MarketLab controls), in the same window.\n")
+    print("| sessions | interactions | errors | p50 (s) | p95 (s) | max (s) | server runs | server p50 / p95 (s) "
+          "| server CPU | generations (errors) | gen p50 / p95 (s) | server RSS peak (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['sessions']} | {r['interactions']} | {r['errors']} | {fmt(r['p50_s'])} | {fmt(r['p95_s'])} | {fmt(r['max_s'])} "
+              f"| {r['server_runs']} | {fmt(r['server_p50_s'])} / {fmt(r['server_p95_s'])} | {r['server_cpu_pct']:.0f}% "
               f"| {r['generations']} ({r['generation_errors']}) | {fmt(r['generation_p50_s'])} / {fmt(r['generation_p95_s'])} "
               f"| {r['server_rss_peak_mb']:.0f} |")
     print(f"\nMachine: {machine_line(chromium)}")

@@ -46,6 +46,9 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_VERSIONS: dict[str, list[int]] = {}
+
+
 class Store:
     """A migrated DuckDB database. Create one per process and pass it in.
 
@@ -73,6 +76,10 @@ class Store:
         except duckdb.Error as e:
             raise StoreError(str(e), title="The database file could not be opened") from e
         self._write_lock = threading.Lock()
+        # Shared by every Store on this file in the process (and the views made by as_user): DuckDB
+        # gives them one database, so a write through any of them changes what all of them read.
+        key = f"memory:{id(self)}" if self.path == ":memory:" else str(Path(self.path).resolve())
+        self._version = _VERSIONS.setdefault(key, [0])
         if not read_only:
             self.migrate()
 
@@ -84,6 +91,15 @@ class Store:
         view = copy.copy(self)
         view.user = user
         return view
+
+    @property
+    def data_version(self) -> int:
+        """How many transactions have changed data through this store; a cache key for what is read.
+
+        Complete for a read-write store: DuckDB lets no other process write the file while this
+        one has it open, so every change goes through a ``transaction`` in this process.
+        """
+        return self._version[0]
 
     def require_editor(self, action: str) -> None:
         """Refuse ``action`` up front for a viewer, with a message that names it."""
@@ -117,6 +133,8 @@ class Store:
                 cur.rollback()
                 raise
             cur.commit()
+            if not derived:
+                self._version[0] += 1
 
     def schema_version(self) -> int:
         with self.cursor() as cur:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import streamlit as st
 
 from core.config import load_settings
 from core.errors import MarketLabError
 from core.store import Store
 from pages._auth import current_user
+
+T = TypeVar("T")
 
 
 @st.cache_resource(show_spinner="Opening the database…")
@@ -20,6 +25,22 @@ def get_store() -> Store:
     acting for this session's signed-in user: core refuses a viewer's writes through it."""
     # Keyed by path so a test (or a user) pointing MARKETLAB_DB elsewhere gets that database.
     return _store_for(str(load_settings().db_path)).as_user(current_user())
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _read_through(_fn: Callable[..., T], name: str, _store: Store, db: str, version: int, args: tuple, kwargs: dict) -> T:
+    return _fn(_store, *args, **kwargs)
+
+
+def cached_read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(store, *args, **kwargs)`` for a core query, computed once per state of the data.
+
+    Every session reruns its page on each click, and a team looks at the same funnels and runs:
+    the answer is kept until any write changes the data (``Store.data_version``), for everyone.
+    Each caller gets its own copy (st.cache_data unpickles), so a page may change what it got.
+    """
+    store = get_store()
+    return _read_through(fn, f"{fn.__module__}.{fn.__qualname__}", store, store.path, store.data_version, args, kwargs)
 
 
 @st.cache_resource(show_spinner="Loading the language model (once per server)…")

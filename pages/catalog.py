@@ -8,7 +8,7 @@ import streamlit as st
 from core import catalog
 from core.catalog import CatalogFilter
 from core.exports import safe_csv_bytes
-from pages._resources import get_store
+from pages._resources import cached_read, get_store
 from pages._shell import ensure_shell
 from pages._widgets import count, import_flow, plain
 
@@ -25,7 +25,7 @@ with browse_tab:
     if not catalog.count(store):
         st.info("No products yet. Upload a catalog in the **Upload a catalog** tab, or seed the demo store.")
         st.stop()
-    facets = catalog.facets(store)
+    facets = cached_read(catalog.facets)
     text = st.text_input("Search", placeholder="title, brand, description or id", key="catalog_search")
     c1, c2, c3 = st.columns([2, 2, 3])
     categories = c1.multiselect("Category", facets.categories, key="catalog_categories")
@@ -38,7 +38,7 @@ with browse_tab:
         price_min=price_range[0] if price_range and price_range[0] > facets.price_min else None,
         price_max=price_range[1] if price_range and price_range[1] < facets.price_max else None,
     )
-    result = catalog.search(store, flt)
+    result = cached_read(catalog.search, flt)
     st.caption(f"{count(result.total, 'product matches', 'products match')}" + (f"; the first {len(result.rows):,} are listed" if result.total > len(result.rows) else ""))
     if result.rows.empty:
         st.stop()

@@ -10,7 +10,7 @@ from core.copy import export
 from core.copy.channels import CHANNELS, TONES
 from core.copy.variants import GenerationRequest, VariantFilter, engine_generate_fn, generate_variants, list_variants, set_status, update_fields
 from core.errors import MarketLabError
-from pages._resources import get_engine, get_store, note_engine_loaded
+from pages._resources import cached_read, get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
 from pages._widgets import VIEWER_HELP, count, plain, show_error
 
@@ -31,10 +31,10 @@ RECENT_RUNS = 5  # runs whose segments the target picker offers
 with st.container(border=True):
     scope = st.radio("Products", ["one", "many"], horizontal=True, key="copy_scope",
                      format_func=lambda s: {"one": "One product", "many": "Many, by category or brand"}[s])
-    facets = catalog.facets(store)
+    facets = cached_read(catalog.facets)
     if scope == "one":
         query = st.text_input("Find a product", key="copy_search", placeholder="title, brand or id")
-        found = catalog.search(store, CatalogFilter(text=query), limit=200).rows
+        found = cached_read(catalog.search, CatalogFilter(text=query), limit=200).rows
         labels = dict(zip(found["product_id"], found["title"] + " · " + found["product_id"]))
         chosen = st.selectbox("Product", list(labels), format_func=labels.get, key="copy_product")
         product_ids = [chosen] if chosen else []
@@ -42,7 +42,7 @@ with st.container(border=True):
         m1, m2 = st.columns(2)
         categories = m1.multiselect("Category", facets.categories, key="copy_categories")
         brands = m2.multiselect("Brand", facets.brands, key="copy_brands")
-        picked = catalog.search(store, CatalogFilter(categories=tuple(categories), brands=tuple(brands)), limit=50)
+        picked = cached_read(catalog.search, CatalogFilter(categories=tuple(categories), brands=tuple(brands)), limit=50)
         product_ids = picked.rows["product_id"].tolist() if (categories or brands) else []
         st.caption(f"{count(len(product_ids), 'product')} (at most 50 per run)" if product_ids else "Choose a category or brand.")
     c1, c2, c3, c4 = st.columns([1.3, 1.7, 1, 1])
@@ -54,8 +54,8 @@ with st.container(border=True):
     # Segments of the recent runs (a clustering, a saved drop-off list…), newest first: the latest
     # run alone would hide a list saved from a funnel as soon as someone re-clusters.
     segment_choices: dict[tuple[str, str], tuple[str, str]] = {}
-    for summary in segments.list_runs(store)[:RECENT_RUNS]:
-        for s in segments.load_run(store, summary.run_id).segments:
+    for summary in cached_read(segments.list_runs)[:RECENT_RUNS]:
+        for s in cached_read(segments.load_run, summary.run_id).segments:
             segment_choices[(summary.run_id, s.segment_id)] = (f"{s.name} · {summary.method} {summary.created_at:%d %b %H:%M}", s.persona)
     target_key = st.selectbox("Write for segment", [None, *segment_choices], key="copy_segment",
                               format_func=lambda key: "everyone" if key is None else segment_choices[key][0],
@@ -102,7 +102,7 @@ if go:
         st.warning(notice)  # e.g. out of memory: the progress bar that said it is gone
 
 # ---------------------------------------------------------------- the variants, side by side
-shown = list_variants(store, VariantFilter(product_ids=tuple(product_ids), channel=channel, statuses=("draft", "approved")))
+shown = cached_read(list_variants, VariantFilter(product_ids=tuple(product_ids), channel=channel, statuses=("draft", "approved")))
 if not product_ids:
     st.stop()
 if not shown:

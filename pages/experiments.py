@@ -9,7 +9,7 @@ import streamlit as st
 from core import experiments, funnels
 from core.errors import MarketLabError
 from core.experiments import ExperimentSpec
-from pages._resources import get_store
+from pages._resources import cached_read, get_store
 from pages._shell import ensure_shell
 from pages._widgets import plain, show_chart, show_error
 
@@ -45,7 +45,7 @@ try:
     spec = ExperimentSpec(campaign=campaign, conversion_event=conversion, window=f"{days}d", control=control,
                           alpha=alpha, min_users=int(min_users), breakdown=breakdown)
     with st.spinner("Counting users…"):
-        result = experiments.experiment(store, spec)
+        result = cached_read(experiments.experiment, spec)
 except MarketLabError as e:
     show_error(e)
     st.stop()

@@ -11,7 +11,7 @@ from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.funnels import Condition, FunnelSpec, Step
 from core.segments.saved_lists import MAX_NAME_CHARS, save_dropped_as_segment
-from pages._resources import get_store
+from pages._resources import cached_read, get_store
 from pages._shell import ensure_shell
 from pages._widgets import VIEWER_HELP, count, date_range, duration, plain, show_chart, show_error
 
@@ -108,7 +108,7 @@ try:
         event_filters=event_filters, user_filters=user_filters,
     )
     with st.spinner("Counting…"):
-        result = funnels.funnel(store, spec)
+        result = cached_read(funnels.funnel, spec)
 except MarketLabError as e:
     show_error(e)
     st.stop()

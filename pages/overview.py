@@ -8,16 +8,15 @@ import streamlit as st
 
 from core.config import SETTINGS, load_settings
 from core.overview import overview
-from pages._resources import get_store
+from pages._resources import cached_read
 from pages._shell import ensure_shell
 from pages._widgets import plain, show_chart
 
 ensure_shell()
-store = get_store()
 st.title("MarketLab")
 st.caption("Catalog, copy, segments and funnels for your store — in one loop.")
 
-info = overview(store)
+info = cached_read(overview)
 counts = info.counts
 cols = st.columns(5)
 for col, (label, table) in zip(cols, [("Products", "products"), ("Users", "users"), ("Events", "events"), ("Reviews", "reviews"), ("Copy variants", "copy_variants")]):

@@ -13,7 +13,7 @@ from core.segments import FEATURE_SETS, rfm
 from core.segments.persona import from_engine
 from core.segments.profiles import compare
 from core.segments.runs import rewrite_personas
-from pages._resources import get_engine, get_store, note_engine_loaded
+from pages._resources import cached_read, get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
 from pages._widgets import VIEWER_HELP, count, plain, show_chart, show_error
 
@@ -33,7 +33,7 @@ def load_model() -> tuple[object, str] | None:
         return None
 
 
-with st.expander("Run a new segmentation", expanded=not segments.list_runs(store)):
+with st.expander("Run a new segmentation", expanded=not cached_read(segments.list_runs)):
     c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1])
     method = c1.radio("Method", ["kmeans", "rfm"], horizontal=True, key="seg_method",
                       format_func=lambda m: {"kmeans": "clusters (k-means)", "rfm": "RFM segments"}[m])
@@ -65,7 +65,7 @@ with st.expander("Run a new segmentation", expanded=not segments.list_runs(store
         st.session_state["seg_run_id"] = run.run_id
         st.success(f"Saved run {run.run_id}: {count(run.users, 'user')} in {count(len(run.segments), 'segment')}.")
 
-runs = segments.list_runs(store)
+runs = cached_read(segments.list_runs)
 if not runs:
     st.info("No segmentation yet: run one above. It needs an event log (upload one, or seed the demo store).")
     st.stop()
@@ -74,7 +74,7 @@ ids = list(run_labels)
 if st.session_state.get("seg_run_id") not in ids:
     st.session_state["seg_run_id"] = ids[0]
 run_id = st.selectbox("Segmentation", ids, format_func=run_labels.get, key="seg_run_id")
-run = segments.load_run(store, run_id)
+run = cached_read(segments.load_run, run_id)
 
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Users", f"{run.users:,}")

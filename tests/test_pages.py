@@ -286,3 +286,28 @@ def test_copy_studio_generates_scores_and_approves_with_a_fake_model(demo_db: Pa
     approve[0].click().run()
     assert not at.exception
     assert any(b.key == "copy_export_json" for b in at.get("download_button"))
+
+
+def test_reads_are_shared_until_a_write_changes_the_data(db_path: Path) -> None:
+    """cached_read: every session's rerun reuses one answer; any committed write makes the next read fresh."""
+    from pages._resources import cached_read, get_store
+
+    calls: list[int] = []
+
+    def products(store: Store, min_price: float) -> int:
+        calls.append(1)
+        with store.cursor() as cur:
+            return cur.execute("SELECT count(*) FROM products WHERE price >= ?", [min_price]).fetchone()[0]
+
+    store = get_store()
+    assert cached_read(products, 0.0) == cached_read(products, 0.0) == 5
+    assert len(calls) == 1
+    cached_read(products, 20.0)
+    assert len(calls) == 2  # other arguments, another answer
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM products WHERE product_id = 'P1'")
+    assert cached_read(products, 0.0) == 4 and len(calls) == 3
+    with store.transaction(derived=True):
+        pass  # a derived rebuild (the funnel index) changes no answer
+    cached_read(products, 0.0)
+    assert len(calls) == 3
