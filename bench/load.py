@@ -575,16 +575,19 @@ async def warm_up(browser, url: str, generate: bool, fixture: Fixture) -> dict[s
     return {r.kind: r.seconds for r in results.records}
 
 
+def session_products(pool: list[str], offset: int, i: int, n: int) -> list[str]:
+    """Session i's products: two sessions per product (i // 2), so their approvals of its drafts overlap in time."""
+    pairs = max(1, math.ceil(n / 2))
+    return [pool[(offset + i // 2 + j * pairs) % len(pool)] for j in range(max(1, len(pool) // pairs))] if pool else []
+
+
 async def run_n(browser, url: str, n: int, duration: float, seed: int, generate: bool, fixture: Fixture,
                 offset: int, probe: ServerProbe) -> tuple[Results, dict[str, float]]:
     results = Results()
     contexts = [await browser.new_context(base_url=url, viewport={"width": 1280, "height": 1000}) for _ in range(n)]
-    pool = fixture.draft_products
-    pairs = max(1, math.ceil(n / 2))
     sessions = []
     for i, context in enumerate(contexts):
-        # Two sessions per product (i // 2): their approvals of that product's drafts overlap in time.
-        mine = [pool[(offset + i // 2 + j * pairs) % len(pool)] for j in range(max(1, len(pool) // pairs))] if pool else []
+        mine = session_products(fixture.draft_products, offset, i, n)
         sessions.append(Session(await context.new_page(), n, i, fixture, results, random.Random(seed * 1000 + n * 100 + i),
                                 generate, mine))
     stop = asyncio.Event()
@@ -741,6 +744,17 @@ async def bench(args: argparse.Namespace, url: str, fixture: Fixture, probe: Ser
     return rows, all_results, chromium
 
 
+def pin(server_pid: int) -> None:
+    """The server's threads on the last core; this process (and so Playwright's driver and Chromium) on the rest."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("--pin needs at least 2 cores")
+    for tid in os.listdir(f"/proc/{server_pid}/task"):  # threads made later inherit from these
+        os.sched_setaffinity(int(tid), {cores[-1]})
+    os.sched_setaffinity(0, set(cores[:-1]))
+    print(f"pinned: server on core {cores[-1]}, browsers on {cores[:-1]}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", default="1,5,10,20", help="comma-separated numbers of concurrent sessions")
@@ -748,6 +762,8 @@ def main() -> int:
     parser.add_argument("--generate", action="store_true", help="about 1 iteration in 10 writes 1 email variant with the resident model")
     parser.add_argument("--scale", type=float, default=0.05, help="demo store scale (0.05: 1,500 users, ~50k events)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--pin", action="store_true", help="server on the last core, this process and Chromium on the others: "
+                                                         "the server's time is then its own, as with browsers on other machines")
     parser.add_argument("--think", default="0.3,1.5", help="MIN,MAX seconds a session waits between interactions "
                                                            "(0.3,1.5: a stress test; 3,10: people reading what they opened)")
     parser.add_argument("--json", type=Path, help="also write every interaction and the summary rows here")
@@ -780,6 +796,8 @@ def main() -> int:
                 port = int(url.rsplit(":", 1)[1])
                 probe = ServerProbe(port)
                 print(f"server {url} (pid {probe.pid}), RSS at start {probe.rss_mb():.0f} MB", flush=True)
+                if args.pin:
+                    pin(probe.pid)
                 rows, results, chromium = asyncio.run(bench(args, url, fixture, probe))
         finally:
             if saved_path is None:

@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 
 from core.errors import QueryError
+from core.exports import safe_csv_bytes
 from core.store import Store
 
 SEARCH_LIMIT = 500  # rows a search returns; the total is reported separately
@@ -134,3 +135,8 @@ def export_frame(store: Store, flt: CatalogFilter) -> pd.DataFrame:
             return cur.execute(f"SELECT * FROM products{where} ORDER BY product_id", params).df()
     except duckdb.Error as e:
         raise QueryError(str(e), title="The catalog could not be exported") from e
+
+
+def export_csv(store: Store, flt: CatalogFilter) -> bytes:
+    """export_frame as the CSV the Catalog page offers, formulas neutralised."""
+    return safe_csv_bytes(export_frame(store, flt))

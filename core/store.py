@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -46,7 +46,7 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_VERSIONS: dict[str, list[int]] = {}
+_VERSIONS: dict[str, dict[str, int]] = {}
 
 
 class Store:
@@ -79,7 +79,7 @@ class Store:
         # Shared by every Store on this file in the process (and the views made by as_user): DuckDB
         # gives them one database, so a write through any of them changes what all of them read.
         key = f"memory:{id(self)}" if self.path == ":memory:" else str(Path(self.path).resolve())
-        self._version = _VERSIONS.setdefault(key, [0])
+        self._versions = _VERSIONS.setdefault(key, {})
         if not read_only:
             self.migrate()
 
@@ -92,14 +92,15 @@ class Store:
         view.user = user
         return view
 
-    @property
-    def data_version(self) -> int:
-        """How many transactions have changed data through this store; a cache key for what is read.
+    def data_version(self, tables: Iterable[str] | None = None) -> int:
+        """A number that changes whenever data in ``tables`` (default: any table) may have changed.
 
-        Complete for a read-write store: DuckDB lets no other process write the file while this
-        one has it open, so every change goes through a ``transaction`` in this process.
+        The cache key for what is read. Complete for a read-write store: DuckDB lets no other
+        process write the file while this one has it open, so every change goes through a
+        ``transaction`` in this process, which counts it against the tables it declares it touches
+        (all of them unless it says).
         """
-        return self._version[0]
+        return sum(self._versions.get(t, 0) for t in (TABLES if tables is None else tables))
 
     def require_editor(self, action: str) -> None:
         """Refuse ``action`` up front for a viewer, with a message that names it."""
@@ -115,14 +116,20 @@ class Store:
             cur.close()
 
     @contextmanager
-    def transaction(self, *, derived: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, *, derived: bool = False, touches: Iterable[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor inside BEGIN … COMMIT; anything raised rolls the whole piece back.
+
+        ``touches`` names the only tables the transaction writes (a cached funnel stays valid
+        when a variant is approved); by default it may have written any.
 
         Refused for a viewer unless ``derived``: a rebuild of data computed from what is stored
         (the funnel index), which any reader may trigger and which changes no user's data.
         """
         if not derived:
             require_editor(self.user, "changing data")
+        touched = TABLES if touches is None else tuple(touches)
+        if unknown := set(touched) - set(TABLES):
+            raise QueryError(f"Unknown table(s) {sorted(unknown)}.")
         # Writers take turns: DuckDB's optimistic concurrency aborts one of two transactions
         # that touch the same rows, and a marketer's upload should wait, not fail.
         with self._write_lock, self.cursor() as cur:
@@ -134,7 +141,8 @@ class Store:
                 raise
             cur.commit()
             if not derived:
-                self._version[0] += 1
+                for table in touched:
+                    self._versions[table] = self._versions.get(table, 0) + 1
 
     def schema_version(self) -> int:
         with self.cursor() as cur:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import streamlit as st
 
 from core.config import load_settings
 from core.errors import MarketLabError
-from core.store import Store
+from core.store import TABLES, Store
 from pages._auth import current_user
 
 T = TypeVar("T")
+# What funnels, segments and the catalog read: approving or editing copy (copy_variants only) leaves them cached.
+ALL_BUT_COPY = tuple(t for t in TABLES if t != "copy_variants")
 
 
 @st.cache_resource(show_spinner="Opening the database…")
@@ -32,15 +34,17 @@ def _read_through(_fn: Callable[..., T], name: str, _store: Store, db: str, vers
     return _fn(_store, *args, **kwargs)
 
 
-def cached_read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def cached_read(fn: Callable[..., T], *args: Any, reads: Iterable[str] | None = None, **kwargs: Any) -> T:
     """``fn(store, *args, **kwargs)`` for a core query, computed once per state of the data.
 
     Every session reruns its page on each click, and a team looks at the same funnels and runs:
-    the answer is kept until any write changes the data (``Store.data_version``), for everyone.
-    Each caller gets its own copy (st.cache_data unpickles), so a page may change what it got.
+    the answer is kept, for everyone, until a write changes one of the tables it ``reads`` (any
+    table unless given; ``Store.data_version``). Each caller gets its own copy (st.cache_data
+    unpickles), so a page may change what it got.
     """
     store = get_store()
-    return _read_through(fn, f"{fn.__module__}.{fn.__qualname__}", store, store.path, store.data_version, args, kwargs)
+    return _read_through(fn, f"{fn.__module__}.{fn.__qualname__}", store, store.path, store.data_version(reads),
+                         args, kwargs)
 
 
 @st.cache_resource(show_spinner="Loading the language model (once per server)…")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, time, timedelta
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -85,9 +86,30 @@ def _chart_text(value: Any) -> Any:
     return value
 
 
-def show_chart(fig: go.Figure, key: str | None = None) -> None:
-    """st.plotly_chart with user data shown as typed (see safe_figure)."""
-    st.plotly_chart(safe_figure(fig), width="stretch", key=key)
+def show_chart(figure: go.Figure | Callable[[], go.Figure], key: str | None = None, *, inputs: tuple | None = None,
+               reads: tuple[str, ...] | None = None) -> None:
+    """st.plotly_chart with user data shown as typed (see safe_figure).
+
+    ``figure`` may be a function that builds it; with ``inputs`` (everything it is drawn from,
+    beyond the stored data) the built figure is kept for every session until the data change
+    (the tables it ``reads``, all unless given: see cached_read).
+    Building is most of a page's server time (plotly validates every property it is given), and
+    a team opens the same funnels and runs again and again.
+    """
+    if callable(figure) and inputs is not None:
+        from pages._resources import get_store
+
+        store = get_store()
+        fig = _built_figure(figure, key or "", inputs, store.path, store.data_version(reads))
+    else:
+        fig = safe_figure(figure() if callable(figure) else figure)
+    st.plotly_chart(fig, width="stretch", key=key)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _built_figure(_build: Callable[[], go.Figure], key: str, inputs: tuple, db: str, version: int) -> go.Figure:
+    # cache_resource hands every session this same object: st.plotly_chart only reads it (to_dict).
+    return safe_figure(_build())
 
 
 def safe_figure(fig: go.Figure) -> go.Figure:

@@ -7,8 +7,7 @@ import streamlit as st
 
 from core import catalog
 from core.catalog import CatalogFilter
-from core.exports import safe_csv_bytes
-from pages._resources import cached_read, get_store
+from pages._resources import ALL_BUT_COPY, cached_read, get_store
 from pages._shell import ensure_shell
 from pages._widgets import count, import_flow, plain
 
@@ -25,7 +24,7 @@ with browse_tab:
     if not catalog.count(store):
         st.info("No products yet. Upload a catalog in the **Upload a catalog** tab, or seed the demo store.")
         st.stop()
-    facets = cached_read(catalog.facets)
+    facets = cached_read(catalog.facets, reads=ALL_BUT_COPY)
     text = st.text_input("Search", placeholder="title, brand, description or id", key="catalog_search")
     c1, c2, c3 = st.columns([2, 2, 3])
     categories = c1.multiselect("Category", facets.categories, key="catalog_categories")
@@ -38,7 +37,7 @@ with browse_tab:
         price_min=price_range[0] if price_range and price_range[0] > facets.price_min else None,
         price_max=price_range[1] if price_range and price_range[1] < facets.price_max else None,
     )
-    result = cached_read(catalog.search, flt)
+    result = cached_read(catalog.search, flt, reads=ALL_BUT_COPY)
     st.caption(f"{count(result.total, 'product matches', 'products match')}" + (f"; the first {len(result.rows):,} are listed" if result.total > len(result.rows) else ""))
     if result.rows.empty:
         st.stop()
@@ -47,7 +46,7 @@ with browse_tab:
         column_config={"price": st.column_config.NumberColumn("price", format="%.2f"), "updated_at": st.column_config.DatetimeColumn("updated")},
     )
     clicked = table.selection.rows if table is not None and hasattr(table, "selection") else []
-    st.download_button("Download these products (CSV)", safe_csv_bytes(catalog.export_frame(store, flt)),
+    st.download_button("Download these products (CSV)", cached_read(catalog.export_csv, flt, reads=ALL_BUT_COPY),
                        file_name="products.csv", mime="text/csv", key="catalog_export")
 
     labels = dict(zip(result.rows["product_id"], result.rows["title"] + " · " + result.rows["product_id"]))
@@ -56,7 +55,7 @@ with browse_tab:
     if clicked and not chosen:
         chosen = result.rows["product_id"].iloc[clicked[0]]
     if chosen:
-        detail = catalog.get_product(store, chosen)
+        detail = cached_read(catalog.get_product, chosen, reads=ALL_BUT_COPY)
         if detail is None:
             st.warning("That product is no longer in the catalog.")
             st.stop()

@@ -10,7 +10,7 @@ from core.copy import export
 from core.copy.channels import CHANNELS, TONES
 from core.copy.variants import GenerationRequest, VariantFilter, engine_generate_fn, generate_variants, list_variants, set_status, update_fields
 from core.errors import MarketLabError
-from pages._resources import cached_read, get_engine, get_store, note_engine_loaded
+from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
 from pages._widgets import VIEWER_HELP, count, plain, show_error
 
@@ -31,10 +31,10 @@ RECENT_RUNS = 5  # runs whose segments the target picker offers
 with st.container(border=True):
     scope = st.radio("Products", ["one", "many"], horizontal=True, key="copy_scope",
                      format_func=lambda s: {"one": "One product", "many": "Many, by category or brand"}[s])
-    facets = cached_read(catalog.facets)
+    facets = cached_read(catalog.facets, reads=ALL_BUT_COPY)
     if scope == "one":
         query = st.text_input("Find a product", key="copy_search", placeholder="title, brand or id")
-        found = cached_read(catalog.search, CatalogFilter(text=query), limit=200).rows
+        found = cached_read(catalog.search, CatalogFilter(text=query), limit=200, reads=ALL_BUT_COPY).rows
         labels = dict(zip(found["product_id"], found["title"] + " · " + found["product_id"]))
         chosen = st.selectbox("Product", list(labels), format_func=labels.get, key="copy_product")
         product_ids = [chosen] if chosen else []
@@ -42,7 +42,8 @@ with st.container(border=True):
         m1, m2 = st.columns(2)
         categories = m1.multiselect("Category", facets.categories, key="copy_categories")
         brands = m2.multiselect("Brand", facets.brands, key="copy_brands")
-        picked = cached_read(catalog.search, CatalogFilter(categories=tuple(categories), brands=tuple(brands)), limit=50)
+        picked = cached_read(catalog.search, CatalogFilter(categories=tuple(categories), brands=tuple(brands)), limit=50,
+                             reads=ALL_BUT_COPY)
         product_ids = picked.rows["product_id"].tolist() if (categories or brands) else []
         st.caption(f"{count(len(product_ids), 'product')} (at most 50 per run)" if product_ids else "Choose a category or brand.")
     c1, c2, c3, c4 = st.columns([1.3, 1.7, 1, 1])
@@ -54,8 +55,8 @@ with st.container(border=True):
     # Segments of the recent runs (a clustering, a saved drop-off list…), newest first: the latest
     # run alone would hide a list saved from a funnel as soon as someone re-clusters.
     segment_choices: dict[tuple[str, str], tuple[str, str]] = {}
-    for summary in cached_read(segments.list_runs)[:RECENT_RUNS]:
-        for s in cached_read(segments.load_run, summary.run_id).segments:
+    for summary in cached_read(segments.list_runs, reads=ALL_BUT_COPY)[:RECENT_RUNS]:
+        for s in cached_read(segments.load_run, summary.run_id, reads=ALL_BUT_COPY).segments:
             segment_choices[(summary.run_id, s.segment_id)] = (f"{s.name} · {summary.method} {summary.created_at:%d %b %H:%M}", s.persona)
     target_key = st.selectbox("Write for segment", [None, *segment_choices], key="copy_segment",
                               format_func=lambda key: "everyone" if key is None else segment_choices[key][0],
@@ -116,7 +117,7 @@ if not editor:
 for product_id in dict.fromkeys(v.product_id for v in shown):
     variants = sorted([v for v in shown if v.product_id == product_id], key=lambda v: (v.status != "approved", v.rank or 99))
     if len(product_ids) > 1:
-        detail = catalog.get_product(store, product_id)
+        detail = cached_read(catalog.get_product, product_id, reads=ALL_BUT_COPY)
         st.subheader(plain(detail.product["title"] if detail else product_id))
     diversity = variants[0].scores.get("set", {}) if variants and isinstance(variants[0].scores.get("set"), dict) else {}
     if diversity:

@@ -19,7 +19,7 @@ st.title("Experiments")
 st.caption("Copy variants of a campaign side by side: users exposed, who converted, with intervals and a significance test. "
            "Users are counted, not sessions: variants are assigned per user.")
 
-campaigns = experiments.list_campaigns(store)
+campaigns = cached_read(experiments.list_campaigns)
 if campaigns.empty:
     st.info("No events carry a campaign and a copy variant yet. Import an event log with `campaign` and `variant_id` columns, or seed the demo store.")
     st.stop()
@@ -28,10 +28,10 @@ c1, c2, c3, c4 = st.columns([2, 1.2, 1, 1.6])
 campaign = c1.selectbox("Campaign", campaigns["campaign"].tolist(), key="exp_campaign",
                         format_func=lambda c: f"{c} — {int(campaigns.set_index('campaign').at[c, 'users']):,} users")
 variants = list(campaigns.set_index("campaign").at[campaign, "variants"])
-events = funnels.list_event_names(store)["event_name"].tolist()
+events = cached_read(funnels.list_event_names)["event_name"].tolist()
 conversion = c2.selectbox("Conversion event", events, index=events.index("purchase") if "purchase" in events else 0, key="exp_conversion")
 days = c3.number_input("Within (days)", min_value=1, max_value=90, value=7, key="exp_window")
-breakdown_options = [o for o in funnels.breakdown_options(store) if o.kind in ("user", "attribute", "segment")]
+breakdown_options = [o for o in cached_read(funnels.breakdown_options) if o.kind in ("user", "attribute", "segment")]
 labels = {o.key: o.label for o in breakdown_options}
 breakdown = c4.selectbox("For whom", [None, *labels], format_func=lambda k: "everyone" if k is None else f"by {labels[k]}",
                          key="exp_breakdown")
@@ -76,23 +76,28 @@ for col, v in zip(columns, result.variants):
                    ("" if v.ci_low is None else f" · 95 % CI {v.ci_low:.2%}–{v.ci_high:.2%}") +
                    ("" if v.p_value is None else f" · p = {v.p_value:.3g}" + (" (significant)" if v.significant else "")))
 
-fig = go.Figure(go.Bar(
-    x=[v.variant_id for v in result.variants], y=[v.rate or 0 for v in result.variants],
-    error_y={"type": "data", "symmetric": False,
-             "array": [(v.ci_high or 0) - (v.rate or 0) for v in result.variants],
-             "arrayminus": [(v.rate or 0) - (v.ci_low or 0) for v in result.variants]},
-    marker_color=["#888" if v.is_control else "#1f77b4" for v in result.variants],
-))
-fig.update_layout(title=f"Conversion to {conversion} within {days} days, with 95 % intervals", yaxis_tickformat=".1%")
-show_chart(fig, key="exp_chart")
+
+
+def variants_chart() -> go.Figure:
+    fig = go.Figure(go.Bar(
+        x=[v.variant_id for v in result.variants], y=[v.rate or 0 for v in result.variants],
+        error_y={"type": "data", "symmetric": False,
+                 "array": [(v.ci_high or 0) - (v.rate or 0) for v in result.variants],
+                 "arrayminus": [(v.rate or 0) - (v.ci_low or 0) for v in result.variants]},
+        marker_color=["#888" if v.is_control else "#1f77b4" for v in result.variants],
+    ))
+    return fig.update_layout(title=f"Conversion to {conversion} within {days} days, with 95 % intervals", yaxis_tickformat=".1%")
+
+
+show_chart(variants_chart, key="exp_chart", inputs=(spec,))
 
 if result.breakdown is not None and not result.breakdown.empty:
     st.subheader(f"By {labels[breakdown]}")
-    fig = px.bar(result.breakdown, x="group", y="rate", color="variant_id", barmode="group",
-                 title=f"Which variant converts, for whom ({labels[breakdown]})", labels={"group": "", "rate": "conversion"},
-                 hover_data=["exposed", "converted", "p_value"])
-    fig.update_yaxes(tickformat=".1%")
-    show_chart(fig, key="exp_breakdown_chart")
+    show_chart(lambda: px.bar(result.breakdown, x="group", y="rate", color="variant_id", barmode="group",
+                              title=f"Which variant converts, for whom ({labels[breakdown]})",
+                              labels={"group": "", "rate": "conversion"},
+                              hover_data=["exposed", "converted", "p_value"]).update_yaxes(tickformat=".1%"),
+               key="exp_breakdown_chart", inputs=(spec,))
     best = (result.breakdown[result.breakdown["exposed"] > 0]
             .sort_values("rate", ascending=False).groupby("group", as_index=False).first())
     best = best[["group", "variant_id", "rate", "exposed", "significant"]].rename(columns={"variant_id": "best variant"})

@@ -11,7 +11,7 @@ from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.funnels import Condition, FunnelSpec, Step
 from core.segments.saved_lists import MAX_NAME_CHARS, save_dropped_as_segment
-from pages._resources import cached_read, get_store
+from pages._resources import ALL_BUT_COPY, cached_read, get_store
 from pages._shell import ensure_shell
 from pages._widgets import VIEWER_HELP, count, date_range, duration, plain, show_chart, show_error
 
@@ -19,7 +19,7 @@ ensure_shell()
 store = get_store()
 st.title("Funnels")
 
-names = funnels.list_event_names(store)
+names = cached_read(funnels.list_event_names, reads=ALL_BUT_COPY)
 if names.empty:
     st.info("No events yet. Import an event log on **Import data**, or seed the demo store.")
     st.stop()
@@ -52,7 +52,7 @@ with st.container(border=True):
     d1, d2, d3 = st.columns([2, 2, 1])
     with d1:
         start, end = date_range(store, key="funnel_dates")
-    options = funnels.breakdown_options(store)
+    options = cached_read(funnels.breakdown_options, reads=ALL_BUT_COPY)
     labels = {o.key: o.label for o in options}
     breakdown = d2.selectbox("Break down by", [None, *labels], format_func=lambda k: "nothing" if k is None else labels[k],
                              key="funnel_breakdown")
@@ -108,7 +108,7 @@ try:
         event_filters=event_filters, user_filters=user_filters,
     )
     with st.spinner("Counting…"):
-        result = cached_read(funnels.funnel, spec)
+        result = cached_read(funnels.funnel, spec, reads=ALL_BUT_COPY)
 except MarketLabError as e:
     show_error(e)
     st.stop()
@@ -123,12 +123,15 @@ elif result.timings and result.timings[0].median_s is not None:
     m4.metric("Median time to step 2", duration(result.timings[0].median_s))
 st.caption(f"Answered in {result.seconds:.2f} s.")
 
-chart = go.Figure(go.Funnel(
-    y=[s.label for s in result.steps], x=[s.users for s in result.steps],
-    textinfo="value+percent previous+percent initial",
-))
-chart.update_layout(title="Users reaching each step", margin={"l": 10, "r": 10})
-show_chart(chart, key="funnel_chart")
+
+
+def funnel_chart() -> go.Figure:
+    fig = go.Figure(go.Funnel(y=[s.label for s in result.steps], x=[s.users for s in result.steps],
+                              textinfo="value+percent previous+percent initial"))
+    return fig.update_layout(title="Users reaching each step", margin={"l": 10, "r": 10})
+
+
+show_chart(funnel_chart, key="funnel_chart", inputs=(spec,), reads=ALL_BUT_COPY)
 
 table = [{"step": s.step, "event": s.label, "users": s.users, "from previous": s.from_previous,
           "from first": s.from_first, "dropped here": s.dropped} for s in result.steps]
@@ -140,11 +143,14 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
 if result.breakdown is not None and not result.breakdown.empty:
     st.subheader(f"By {labels.get(breakdown, breakdown)}")
     frame = result.breakdown
-    fig = px.bar(frame, x="label", y="from_first", color="group", barmode="group",
-                 title=f"Share of step-1 users reaching each step, by {labels.get(breakdown, breakdown)}",
-                 labels={"label": "", "from_first": "from step 1", "group": ""}, hover_data=["users"])
-    fig.update_yaxes(tickformat=".0%")
-    show_chart(fig, key="funnel_breakdown_chart")
+
+    def breakdown_chart() -> go.Figure:
+        fig = px.bar(frame, x="label", y="from_first", color="group", barmode="group",
+                     title=f"Share of step-1 users reaching each step, by {labels.get(breakdown, breakdown)}",
+                     labels={"label": "", "from_first": "from step 1", "group": ""}, hover_data=["users"])
+        return fig.update_yaxes(tickformat=".0%")
+
+    show_chart(breakdown_chart, key="funnel_breakdown_chart", inputs=(spec,), reads=ALL_BUT_COPY)
     last = frame[frame["step"] == len(steps)][["group", "users", "from_first"]].rename(
         columns={"users": "completed", "from_first": "conversion"})
     firsts = frame[frame["step"] == 1][["group", "users"]].rename(columns={"users": "entered"})
@@ -154,11 +160,11 @@ if result.breakdown is not None and not result.breakdown.empty:
 left, right = st.columns(2)
 with left:
     if not result.trend.empty:
-        fig = px.line(result.trend, x="period", y="conversion", markers=True,
-                      title=f"Conversion by {trend} of the first step", labels={"period": "", "conversion": "conversion"},
-                      hover_data=["started"])
-        fig.update_yaxes(tickformat=".1%")
-        show_chart(fig, key="funnel_trend_chart")
+        show_chart(lambda: px.line(result.trend, x="period", y="conversion", markers=True,
+                                   title=f"Conversion by {trend} of the first step",
+                                   labels={"period": "", "conversion": "conversion"},
+                                   hover_data=["started"]).update_yaxes(tickformat=".1%"),
+                   key="funnel_trend_chart", inputs=(spec,), reads=ALL_BUT_COPY)
 with right:
     timed = [t for t in result.timings if t.users]
     if timed:
@@ -166,9 +172,9 @@ with right:
                             format_func=lambda i: f"step {timed[i].from_step} → {timed[i].to_step}")
         t = timed[pick]
         bins = [{"time": label, "users": users} for label, _, _, users in t.histogram]
-        fig = px.bar(bins, x="time", y="users",
-                     title=f"Step {t.from_step} → {t.to_step}: median {duration(t.median_s)}, p90 {duration(t.p90_s)}")
-        show_chart(fig, key="funnel_timing_chart")
+        show_chart(lambda: px.bar(bins, x="time", y="users", title=f"Step {t.from_step} → {t.to_step}: "
+                                                                 f"median {duration(t.median_s)}, p90 {duration(t.p90_s)}"),
+                   key="funnel_timing_chart", inputs=(spec, pick), reads=ALL_BUT_COPY)
 
 st.subheader("Who dropped off")
 drop_choices = [s for s in result.steps[:-1] if s.dropped]

@@ -29,17 +29,18 @@ if not any(counts.values()):
 if info.first_event is not None:
     days = (info.last_event - info.first_event).days + 1
     st.subheader(f"Events, {info.first_event:%d %b %Y} – {info.last_event:%d %b %Y} ({days} days)")
-    fig = px.line(info.events_by_day, x="day", y="events", color="event_name", log_y=True,
-                  title="Events per day by event name (log scale)", labels={"day": "", "events": "events", "event_name": "event"})
-    show_chart(fig)
+    show_chart(lambda: px.line(info.events_by_day, x="day", y="events", color="event_name", log_y=True,
+                               title="Events per day by event name (log scale)",
+                               labels={"day": "", "events": "events", "event_name": "event"}),
+               key="overview_events", inputs=())
     left, right = st.columns([2, 3])
     with left:
         st.markdown("**Event names**")
         st.dataframe(info.event_names, hide_index=True, width="stretch")
     with right:
-        fig = px.bar(info.event_names.head(8), x="event_name", y="users", title="Users per event name",
-                     labels={"event_name": "", "users": "distinct users"})
-        show_chart(fig)
+        show_chart(lambda: px.bar(info.event_names.head(8), x="event_name", y="users", title="Users per event name",
+                                  labels={"event_name": "", "users": "distinct users"}),
+                   key="overview_event_names", inputs=())
 
 if not info.recent_imports.empty:
     st.subheader("Recent imports")

@@ -13,7 +13,7 @@ from core.segments import FEATURE_SETS, rfm
 from core.segments.persona import from_engine
 from core.segments.profiles import compare
 from core.segments.runs import rewrite_personas
-from pages._resources import cached_read, get_engine, get_store, note_engine_loaded
+from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
 from pages._widgets import VIEWER_HELP, count, plain, show_chart, show_error
 
@@ -33,7 +33,7 @@ def load_model() -> tuple[object, str] | None:
         return None
 
 
-with st.expander("Run a new segmentation", expanded=not cached_read(segments.list_runs)):
+with st.expander("Run a new segmentation", expanded=not cached_read(segments.list_runs, reads=ALL_BUT_COPY)):
     c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1])
     method = c1.radio("Method", ["kmeans", "rfm"], horizontal=True, key="seg_method",
                       format_func=lambda m: {"kmeans": "clusters (k-means)", "rfm": "RFM segments"}[m])
@@ -65,7 +65,7 @@ with st.expander("Run a new segmentation", expanded=not cached_read(segments.lis
         st.session_state["seg_run_id"] = run.run_id
         st.success(f"Saved run {run.run_id}: {count(run.users, 'user')} in {count(len(run.segments), 'segment')}.")
 
-runs = cached_read(segments.list_runs)
+runs = cached_read(segments.list_runs, reads=ALL_BUT_COPY)
 if not runs:
     st.info("No segmentation yet: run one above. It needs an event log (upload one, or seed the demo store).")
     st.stop()
@@ -74,7 +74,7 @@ ids = list(run_labels)
 if st.session_state.get("seg_run_id") not in ids:
     st.session_state["seg_run_id"] = ids[0]
 run_id = st.selectbox("Segmentation", ids, format_func=run_labels.get, key="seg_run_id")
-run = cached_read(segments.load_run, run_id)
+run = cached_read(segments.load_run, run_id, reads=ALL_BUT_COPY)
 
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Users", f"{run.users:,}")
@@ -93,21 +93,21 @@ left, right = st.columns([3, 2])
 with left:
     if run.map is not None and not run.map.empty:
         frame = run.map.assign(segment=run.map["segment"].map(names).fillna(run.map["segment"]))
-        fig = px.scatter(frame, x="x", y="y", color="segment", opacity=0.6, hover_data=["user_id"],
-                         title=f"Users on a 2-D map ({run.params.get('map_method', 'PCA')}), {len(frame):,} sampled",
-                         labels={"x": "", "y": ""})
-        fig.update_traces(marker={"size": 5})
-        show_chart(fig, key="seg_map")
+        show_chart(lambda: px.scatter(frame, x="x", y="y", color="segment", opacity=0.6, hover_data=["user_id"],
+                                      title=f"Users on a 2-D map ({run.params.get('map_method', 'PCA')}), {len(frame):,} sampled",
+                                      labels={"x": "", "y": ""}).update_traces(marker={"size": 5}),
+                   key="seg_map", inputs=(run.run_id,), reads=ALL_BUT_COPY)
 with right:
     sizes = pd.DataFrame([{"segment": s.name, "users": s.size, "share": s.share, "revenue share": s.profile.revenue_share}
                           for s in run.segments])
-    fig = px.bar(sizes, x="users", y="segment", orientation="h", title="Segment sizes", hover_data=["share", "revenue share"])
-    show_chart(fig, key="seg_sizes")
+    show_chart(lambda: px.bar(sizes, x="users", y="segment", orientation="h", title="Segment sizes",
+                              hover_data=["share", "revenue share"]),
+               key="seg_sizes", inputs=(run.run_id,), reads=ALL_BUT_COPY)
     by_k = run.quality.get("silhouette_by_k")
     if by_k:
-        fig = px.line(x=[int(k) for k in by_k], y=list(by_k.values()), markers=True, title="Silhouette by k",
-                      labels={"x": "k", "y": "silhouette"})
-        show_chart(fig, key="seg_silhouette")
+        show_chart(lambda: px.line(x=[int(k) for k in by_k], y=list(by_k.values()), markers=True, title="Silhouette by k",
+                                   labels={"x": "k", "y": "silhouette"}),
+                   key="seg_silhouette", inputs=(run.run_id,), reads=ALL_BUT_COPY)
 
 st.subheader("Personas")
 st.caption("Each persona is written from its segment's numbers only; the numbers stay beside it.")
@@ -156,7 +156,8 @@ for row_start in range(0, len(run.segments), 3):
             if detail is not None and detail.facts:
                 with st.expander("The numbers the persona was written from"):
                     st.markdown("\n".join(f"- {plain(f.label)}: {plain(f.value)}" for f in detail.facts))
-            st.download_button(f"Export {count(p.size, 'user id')} (CSV)", segments.export_segment_csv(store, run.run_id, seg.segment_id),
+            st.download_button(f"Export {count(p.size, 'user id')} (CSV)",
+                               cached_read(segments.export_segment_csv, run.run_id, seg.segment_id, reads=ALL_BUT_COPY),
                                file_name=f"{run.run_id}-{seg.segment_id}.csv", mime="text/csv",
                                key=f"seg_export_{seg.segment_id}")
 

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import DATA, ROOT
 from core.ingest import ingest_file
+from core.errors import QueryError
 from core.store import Store
 
 PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py", "pages/funnels.py", "pages/experiments.py",
@@ -311,3 +312,39 @@ def test_reads_are_shared_until_a_write_changes_the_data(db_path: Path) -> None:
         pass  # a derived rebuild (the funnel index) changes no answer
     cached_read(products, 0.0)
     assert len(calls) == 3
+    with store.transaction(touches=("copy_variants",)):
+        pass  # approving copy: what reads no copy stays cached, what reads everything does not
+    cached_read(products, 0.0, reads=("products",))
+    assert len(calls) == 4  # first read keyed on products alone
+    with store.transaction(touches=("copy_variants",)):
+        pass
+    cached_read(products, 0.0, reads=("products",))
+    assert len(calls) == 4
+    cached_read(products, 0.0)
+    assert len(calls) == 5
+    with pytest.raises(QueryError, match="Unknown table"):
+        with store.transaction(touches=("nonsense",)):
+            pass
+
+
+def test_a_chart_is_built_once_per_state_of_the_data(db_path: Path) -> None:
+    import plotly.graph_objects as go
+
+    from pages._resources import get_store
+    from pages._widgets import show_chart
+
+    built: list[int] = []
+
+    def build() -> go.Figure:
+        built.append(1)
+        return go.Figure(go.Bar(x=["<b>a</b>"], y=[1]))
+
+    for _ in range(3):
+        show_chart(build, key="test_chart", inputs=("spec",))
+    assert len(built) == 1
+    show_chart(build, key="test_chart", inputs=("another spec",))
+    assert len(built) == 2
+    with get_store().transaction() as cur:
+        cur.execute("DELETE FROM products WHERE product_id = 'P1'")
+    show_chart(build, key="test_chart", inputs=("spec",))
+    assert len(built) == 3

@@ -483,7 +483,7 @@ def save_variants(store: Store, variants: Iterable[Variant], status: str | None 
         staged.append((variant, target))
     if not staged:
         return 0
-    with store.transaction() as cur:
+    with store.transaction(touches=("copy_variants",)) as cur:
         cur.executemany(f"INSERT OR REPLACE INTO copy_variants ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [_row(replace(v, status=target)) for v, target in staged])
     for variant, target in staged:
@@ -523,7 +523,7 @@ def set_status(store: Store, variant_id: str, status: str) -> Variant:
     reviews = [*variant.params.get("reviews", []), {"at": _now().isoformat(sep=" ", timespec="seconds"),
                                                      "by": store.user.name, "status": status}]
     variant.params = {**variant.params, "reviews": reviews}
-    with store.transaction() as cur:
+    with store.transaction(touches=("copy_variants",)) as cur:
         cur.execute("UPDATE copy_variants SET status = ?, params = ? WHERE variant_id = ?",
                     [status, json.dumps(variant.params, ensure_ascii=False, default=str), variant_id])
     return variant
@@ -632,7 +632,7 @@ def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, b
     variant.scores = rescore(store, variant, banned)
     if variant.status == "approved" and not variant.scores.get("compliant"):
         variant.status = "draft"  # an approval covers the text that was approved, not this one
-    with store.transaction() as cur:
+    with store.transaction(touches=("copy_variants",)) as cur:
         cur.execute("UPDATE copy_variants SET fields = ?, params = ?, scores = ?, status = ? WHERE variant_id = ?",
                     [json.dumps(updated, ensure_ascii=False), json.dumps(variant.params, ensure_ascii=False, default=str),
                      json.dumps(variant.scores, ensure_ascii=False, default=str), variant.status, variant_id])
