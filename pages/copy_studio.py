@@ -115,7 +115,8 @@ editor = store.user.can_edit
 if not editor:
     st.caption(f"You are signed in as a viewer: approving, editing and rejecting are for editors. {VIEWER_HELP}")
 for product_id in dict.fromkeys(v.product_id for v in shown):
-    variants = sorted([v for v in shown if v.product_id == product_id], key=lambda v: (v.status != "approved", v.rank or 99))
+    # By rank only: approving must not move the card from under the pointer (the badge says it is approved).
+    variants = sorted([v for v in shown if v.product_id == product_id], key=lambda v: (v.rank or 99, v.created_at))
     if len(product_ids) > 1:
         detail = cached_read(catalog.get_product, product_id, reads=ALL_BUT_COPY)
         st.subheader(plain(detail.product["title"] if detail else product_id))

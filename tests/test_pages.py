@@ -348,3 +348,24 @@ def test_a_chart_is_built_once_per_state_of_the_data(db_path: Path) -> None:
         cur.execute("DELETE FROM products WHERE product_id = 'P1'")
     show_chart(build, key="test_chart", inputs=("spec",))
     assert len(built) == 3
+
+
+def test_approving_a_variant_leaves_the_cards_where_they_were(db_path: Path) -> None:
+    from core.copy.variants import Variant, save_variants
+    from pages._resources import get_store
+
+    save_variants(get_store(), [Variant("P1", "meta", "friendly", {"primary_text": text, "headline": head})
+                                for text, head in [("Cold for 24 hours.", "Stay cool"), ("Keeps tea hot.", "Warm all day"),
+                                                   ("Steel, 750 ml.", "Built to last")]])
+    at = open_app("pages/copy_studio.py")
+    at.selectbox(key="copy_product").set_value("P1")
+    at.selectbox(key="copy_channel").set_value("meta").run()
+
+    def order() -> list[str]:
+        return [b.key for b in at.button if b.key and b.key.startswith("copy_approve_")]
+
+    before = order()
+    assert len(before) == 3
+    at.button(key=before[-1]).click().run()
+    assert not at.exception
+    assert order() == before and at.button(key=before[-1]).disabled
