@@ -16,6 +16,12 @@ products × several channels, then measures what a marketer would check by hand:
 
     .venv/bin/python bench/copy_quality.py                       # 50 products × 3 channels, n=3
     .venv/bin/python bench/copy_quality.py --products 5 --channels google_rsa   # a quick look
+    .venv/bin/python bench/copy_quality.py --state bench/out/quality-50.jsonl   # resumable
+
+On a 2-core CPU the full run takes over two hours, more than one sitting: with ``--state`` each
+chunk of products is written to that file as it finishes, and a later run with the same
+arguments skips what the file already holds (same store, seed and product order, so the
+chunks are the same) and prints the table over all of it.
 
 Needs no streamlit and no network. Prints a markdown table for bench/RESULTS.md.
 """
@@ -23,6 +29,7 @@ Needs no streamlit and no network. Prints a markdown table for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -65,42 +72,71 @@ def is_false_flag(claim_text: str, text: str) -> bool:
     return bool(claim) and f" {claim} " in text
 
 
-def run_channel(store: Store, generate_fn, product_ids: list[str], channel: str, n: int, seed: int) -> dict:  # noqa: ANN001
+CHUNK = 5  # products per generate call, and per line of the --state file
+
+
+def run_chunk(store: Store, generate_fn, product_ids: list[str], channel: str, n: int, seed: int) -> dict:  # noqa: ANN001
+    """Generate for a few products and keep, per product, only what the table needs."""
     spec = get_channel(channel)
-    facts = load_facts(store, product_ids)
-    texts = {pid: data_text(f) for pid, f in facts.items()}
+    texts = {pid: data_text(f) for pid, f in load_facts(store, product_ids).items()}
     started = time.perf_counter()
     request = GenerationRequest(product_ids=tuple(product_ids), channel=channel, tones=("friendly",), n=n, seed=seed)
     variants = generate_variants(store, generate_fn, request)
-    seconds = time.perf_counter() - started
-
-    compliant = [not check_fields(v.fields, spec) for v in variants]
-    flagged = [bool(v.scores.get("unsupported_claims")) for v in variants]
-    claims = [c for v in variants for c in v.scores.get("unsupported_claims", [])]
-    false_flags = [c["text"] for v in variants for c in v.scores.get("unsupported_claims", [])
-                   if is_false_flag(c["text"], texts[v.product_id])]
-    by_product: dict[str, list] = {}
+    products = {pid: {"variants": []} for pid in product_ids}
     for v in variants:
-        by_product.setdefault(v.product_id, []).append(v)
-    sets = [vs[0].scores.get("set", {}) for vs in by_product.values() if len(vs) > 1]
-    asked = sum(int(vs[0].params.get("candidates", 0)) for vs in by_product.values())
-    rejected = sum(int(vs[0].params.get("rejected", 0)) for vs in by_product.values())
+        claims = v.scores.get("unsupported_claims", [])
+        products[v.product_id]["variants"].append({
+            "within_limits": not check_fields(v.fields, spec), "claims": len(claims), "tries": v.tries,
+            "false_flags": [c["text"] for c in claims if is_false_flag(c["text"], texts[v.product_id])]})
+        products[v.product_id].update(set=v.scores.get("set", {}), candidates=int(v.params.get("candidates", 0)),
+                                      rejected=int(v.params.get("rejected", 0)))
+    return {"channel": channel, "product_ids": product_ids, "products": products, "seconds": time.perf_counter() - started}
+
+
+def summarize(channel: str, chunks: list[dict], n: int) -> dict:
+    products = [p for c in chunks for p in c["products"].values()]
+    variants = [v for p in products for v in p["variants"]]
+    sets = [p["set"] for p in products if len(p["variants"]) > 1 and p.get("set")]
     return {
         "channel": channel,
-        "products": len(product_ids),
+        "products": len(products),
         "variants": len(variants),
-        "short": sum(1 for pid in product_ids if len(by_product.get(pid, [])) < n),
-        "within_limits": sum(compliant) / len(variants) if variants else float("nan"),
-        "with_claims": sum(flagged) / len(variants) if variants else float("nan"),
-        "claims": len(claims),
-        "false_flags": false_flags,
+        "short": sum(1 for p in products if len(p["variants"]) < n),
+        "within_limits": sum(v["within_limits"] for v in variants) / len(variants) if variants else float("nan"),
+        "with_claims": sum(v["claims"] > 0 for v in variants) / len(variants) if variants else float("nan"),
+        "claims": sum(v["claims"] for v in variants),
+        "false_flags": [f for v in variants for f in v["false_flags"]],
         "distinct_2": statistics.mean(s["distinct_2"] for s in sets) if sets else float("nan"),
         "self_bleu": statistics.mean(s["self_bleu"] for s in sets) if sets else float("nan"),
-        "candidates": asked,
-        "rejected": rejected,
-        "mean_tries": statistics.mean(v.tries for v in variants) if variants else float("nan"),
-        "seconds": seconds,
+        "candidates": sum(p.get("candidates", 0) for p in products),
+        "rejected": sum(p.get("rejected", 0) for p in products),
+        "mean_tries": statistics.mean(v["tries"] for v in variants) if variants else float("nan"),
+        "seconds": sum(c["seconds"] for c in chunks),
     }
+
+
+def run_channel(store: Store, generate_fn, product_ids: list[str], channel: str, n: int, seed: int,  # noqa: ANN001
+                state: Path | None) -> dict:
+    done: dict[tuple[str, ...], dict] = {}
+    if state is not None and state.exists():
+        for line in state.read_text().splitlines():
+            record = json.loads(line)
+            if record["channel"] == channel and record.get("n") == n and record.get("seed") == seed:
+                done[tuple(record["product_ids"])] = record
+    chunks = []
+    for start in range(0, len(product_ids), CHUNK):
+        ids = product_ids[start:start + CHUNK]
+        record = done.get(tuple(ids))
+        if record is None:
+            record = {**run_chunk(store, generate_fn, ids, channel, n, seed), "n": n, "seed": seed}
+            if state is not None:
+                state.parent.mkdir(parents=True, exist_ok=True)
+                with state.open("a") as out:
+                    out.write(json.dumps(record) + "\n")
+            print(f"{channel}: {start + len(ids)} of {len(product_ids)} products ({record['seconds']:.0f} s)",
+                  file=sys.stderr, flush=True)
+        chunks.append(record)
+    return summarize(channel, chunks, n)
 
 
 def main() -> None:
@@ -111,6 +147,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", type=float, default=0.05, help="demo store scale (products are what matters)")
     parser.add_argument("--show", type=int, default=2, help="print this many example variants per channel")
+    parser.add_argument("--state", type=Path, help="keep finished chunks here and skip them on the next run")
     args = parser.parse_args()
 
     settings = load_settings()
@@ -129,7 +166,7 @@ def main() -> None:
                 "SELECT product_id FROM products ORDER BY hash(product_id || 'quality') LIMIT ?", [args.products]).fetchall()]
         rows = []
         for channel in [c.strip() for c in args.channels.split(",") if c.strip()]:
-            row = run_channel(store, generate_fn, ids, channel, args.n, args.seed)
+            row = run_channel(store, generate_fn, ids, channel, args.n, args.seed, args.state)
             rows.append(row)
             print(f"{channel}: {row['variants']} variants in {row['seconds']:.0f} s", file=sys.stderr)
             if args.show:
