@@ -219,7 +219,7 @@ def cmd_user(args: argparse.Namespace, store: None) -> int:
     account = add_account(args.name, args.role, _new_password(args), path, replace=args.replace)
     _emit({"added": account.name, "role": account.role.value, "secrets": str(path)}, args.json,
           f"{account.name} can sign in as {account.role.value} (password stored as a salted scrypt hash in {path}). "
-          "A running app reads the change at its next page load.")
+          "A running MarketLab reloads the file when it changes; restart it if the change does not show.")
     return 0
 
 
