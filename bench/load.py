@@ -590,15 +590,25 @@ async def run_n(browser, url: str, n: int, duration: float, seed: int, generate:
         mine = session_products(fixture.draft_products, offset, i, n)
         sessions.append(Session(await context.new_page(), n, i, fixture, results, random.Random(seed * 1000 + n * 100 + i),
                                 generate, mine))
+    info = await drive(sessions, n, duration, seed, probe, results, hard_limit_s=duration + GEN_TIMEOUT_MS / 1000 + 60)
+    for context in contexts:
+        await context.close()
+    return results, info
+
+
+async def drive(sessions: list, n: int, duration: float, seed: int, probe: ServerProbe, results: Results,
+                hard_limit_s: float) -> dict[str, Any]:
+    """Run every session's ``run(deadline, stagger)`` for ``duration`` while sampling the server; the window's figures.
+
+    Shared by this bench (browsers) and bench/load_server.py (the websocket protocol)."""
     stop = asyncio.Event()
     probe.peak_mb = probe.rss_mb()
     sampler = asyncio.create_task(probe.sample(stop))
     load_before = os.getloadavg()
     cpu_before, started = probe.cpu_s(), time.monotonic()
     stagger = random.Random(seed + n)
-    deadline = started + duration
-    tasks = [asyncio.create_task(s.run(deadline, stagger.uniform(0, min(2.0, duration / 4)))) for s in sessions]
-    done, pending = await asyncio.wait(tasks, timeout=duration + GEN_TIMEOUT_MS / 1000 + 60)
+    tasks = [asyncio.create_task(s.run(started + duration, stagger.uniform(0, min(2.0, duration / 4)))) for s in sessions]
+    done, pending = await asyncio.wait(tasks, timeout=hard_limit_s)
     for t in pending:
         t.cancel()
     if pending:
@@ -609,12 +619,10 @@ async def run_n(browser, url: str, n: int, duration: float, seed: int, generate:
     wall = time.monotonic() - started
     stop.set()
     await sampler
-    info = {"window": (time.time() - wall, time.time()), "wall_s": wall, "server_cpu_pct": 100 * (probe.cpu_s() - cpu_before) / wall, "server_rss_peak_mb": probe.peak_mb,
+    return {"window": (time.time() - wall, time.time()), "wall_s": wall,
+            "server_cpu_pct": 100 * (probe.cpu_s() - cpu_before) / wall, "server_rss_peak_mb": probe.peak_mb,
             "server_rss_end_mb": probe.rss_mb(), "loadavg_1m_before": load_before[0], "loadavg_1m_after": os.getloadavg()[0],
             "cancelled_sessions": len(pending)}
-    for context in contexts:
-        await context.close()
-    return results, info
 
 
 # ---------------------------------------------------------------------------------------

@@ -242,26 +242,7 @@ async def run_n(url: str, n: int, duration: float, seed: int, fx: load.Fixture, 
     sessions = [Session(url, i, n, fx, random.Random(seed * 1000 + n * 100 + i),
                         load.session_products(fx.draft_products, offset, i, n), results.records, results.approvals)
                 for i in range(n)]
-    stop = asyncio.Event()
-    probe.peak_mb = probe.rss_mb()
-    sampler = asyncio.create_task(probe.sample(stop))
-    load_before = os.getloadavg()
-    cpu_before, started = probe.cpu_s(), time.monotonic()
-    stagger = random.Random(seed + n)
-    tasks = [asyncio.create_task(s.run(started + duration, stagger.uniform(0, min(2.0, duration / 4)))) for s in sessions]
-    done, pending = await asyncio.wait(tasks, timeout=duration + 4 * TIMEOUT_S)
-    for t in pending:
-        t.cancel()
-    for t in done:
-        if t.exception():
-            results.records.append(load.Record(n, -1, "session crashed", started, 0.0, False, error=repr(t.exception())[:200]))
-    wall = time.monotonic() - started
-    stop.set()
-    await sampler
-    info = {"window": (time.time() - wall, time.time()), "wall_s": wall,
-            "server_cpu_pct": 100 * (probe.cpu_s() - cpu_before) / wall, "server_rss_peak_mb": probe.peak_mb,
-            "server_rss_end_mb": probe.rss_mb(), "loadavg_1m_before": load_before[0], "loadavg_1m_after": os.getloadavg()[0],
-            "cancelled_sessions": len(pending)}
+    info = await load.drive(sessions, n, duration, seed, probe, results, hard_limit_s=duration + 4 * TIMEOUT_S)
     return results, info
 
 

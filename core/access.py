@@ -145,7 +145,7 @@ class LocalAccount:
     password_hash: str
 
 
-def _role(value: object, where: str) -> Role:
+def parse_role(value: object, where: str) -> Role:
     try:
         return Role(str(value).strip().lower())
     except ValueError:
@@ -175,7 +175,7 @@ def parse_accounts(section: Mapping[str, Any]) -> dict[str, LocalAccount]:
         if key in accounts:
             raise ConfigError(f"{where}: the name appears twice (names are not case-sensitive).",
                               title="The user list in the secrets file is invalid")
-        accounts[key] = LocalAccount(str(name), _role(entry["role"], where), encoded)
+        accounts[key] = LocalAccount(str(name), parse_role(entry["role"], where), encoded)
     return accounts
 
 

@@ -14,7 +14,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from core.access import USER_NAME, LocalAccount, Role, hash_password, parse_accounts
+from core.access import USER_NAME, LocalAccount, hash_password, parse_accounts, parse_role
 from core.errors import ConfigError
 
 DEFAULT_SECRETS = Path(".streamlit") / "secrets.toml"
@@ -31,10 +31,13 @@ def _read(path: Path) -> tuple[str, dict]:
         raise ConfigError(f"{path} is not valid TOML ({e}); fix it first.", title="The secrets file could not be read") from None
 
 
+def _accounts(data: dict) -> dict[str, LocalAccount]:
+    return parse_accounts((data.get("marketlab") or {}).get("users") or {})
+
+
 def list_accounts(path: Path = DEFAULT_SECRETS) -> list[LocalAccount]:
     _, data = _read(path)
-    users = (data.get("marketlab") or {}).get("users") or {}
-    return sorted(parse_accounts(users).values(), key=lambda a: a.name.lower())
+    return sorted(_accounts(data).values(), key=lambda a: a.name.lower())
 
 
 def _check_name(name: str) -> str:
@@ -55,6 +58,14 @@ def _table_span(lines: list[str], name: str) -> tuple[int, int] | None:
     return None
 
 
+def _existing_span(lines: list[str], account: LocalAccount, path: Path) -> tuple[int, int]:
+    span = _table_span(lines, account.name)
+    if span is None:
+        raise ConfigError(f"{account.name} is defined in {path} in a form this command does not edit; change it by hand.",
+                          title="User not editable")
+    return span
+
+
 def _write(path: Path, text: str) -> None:
     """Replace the file in one step, readable by its owner only (it holds password hashes)."""
     tomllib.loads(text)  # never write a file the app could not read
@@ -73,40 +84,32 @@ def _write(path: Path, text: str) -> None:
 def add_account(name: str, role: str, password: str, path: Path = DEFAULT_SECRETS, *, replace: bool = False) -> LocalAccount:
     """Add (or with ``replace``, reset) a user; the password is stored only as a salted scrypt hash."""
     _check_name(name)
-    role_ = Role(role) if role in {r.value for r in Role} else None
-    if role_ is None:
-        raise ConfigError(f"role must be 'editor' or 'viewer', not {role!r}.", title="Invalid role")
-    text, _ = _read(path)
+    role_ = parse_role(role, "--role")
+    text, data = _read(path)
     lines = text.splitlines(keepends=True)
-    match = [a for a in list_accounts(path) if a.name.lower() == name.lower()]
-    if match:
+    existing = _accounts(data).get(name.lower())
+    if existing is not None:
         if not replace:
             raise ConfigError(f"{name} is already in {path}; use --replace to set a new password or role.",
                               title="User exists")
-        span = _table_span(lines, match[0].name)
-        if span is None:
-            raise ConfigError(f"{name} is defined in {path} in a form this command does not edit; change it by hand.",
-                              title="User not editable")
-        del lines[span[0]:span[1]]
-    block = f'[marketlab.users."{name}"]\npassword_hash = "{hash_password(password)}"\nrole = "{role_.value}"\n'
+        start, end = _existing_span(lines, existing, path)
+        del lines[start:end]
+    account = LocalAccount(name, role_, hash_password(password))
+    block = f'[marketlab.users."{name}"]\npassword_hash = "{account.password_hash}"\nrole = "{role_.value}"\n'
     body = "".join(lines)
     if body and not body.endswith("\n"):
         body += "\n"
-    new_text = body + ("\n" if body.strip() else "") + block
-    _write(path, new_text)
-    return next(a for a in list_accounts(path) if a.name.lower() == name.lower())
+    _write(path, body + ("\n" if body.strip() else "") + block)  # _write parses the result before replacing the file
+    return account
 
 
 def remove_account(name: str, path: Path = DEFAULT_SECRETS) -> None:
     _check_name(name)
-    text, _ = _read(path)
-    match = [a for a in list_accounts(path) if a.name.lower() == name.lower()]
-    if not match:
+    text, data = _read(path)
+    existing = _accounts(data).get(name.lower())
+    if existing is None:
         raise ConfigError(f"No user {name} in {path}.", title="Unknown user")
     lines = text.splitlines(keepends=True)
-    span = _table_span(lines, match[0].name)
-    if span is None:
-        raise ConfigError(f"{name} is defined in {path} in a form this command does not edit; change it by hand.",
-                          title="User not editable")
-    del lines[span[0]:span[1]]
+    start, end = _existing_span(lines, existing, path)
+    del lines[start:end]
     _write(path, "".join(lines))

@@ -47,6 +47,19 @@ def cached_read(fn: Callable[..., T], *args: Any, reads: Iterable[str] | None = 
                          args, kwargs)
 
 
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _built_figure(_build: Callable[[], Any], key: str, inputs: tuple, db: str, version: int) -> Any:
+    # cache_resource hands every session this same object: st.plotly_chart only reads it (to_dict).
+    return _build()
+
+
+def cached_figure(build: Callable[[], Any], key: str, inputs: tuple, reads: Iterable[str] | None = None) -> Any:
+    """``build()`` (a Plotly figure) once per ``key`` and ``inputs`` and state of the tables it ``reads``, for
+    every session: building is most of a page's server time, since plotly validates every property."""
+    store = get_store()
+    return _built_figure(build, key, inputs, store.path, store.data_version(reads))
+
+
 @st.cache_resource(show_spinner="Loading the language model (once per server)…")
 def _engine_for(model: str, device: str, model_cache: str, llm_url: str):  # -> core.llm.Engine
     from core.llm import load_engine

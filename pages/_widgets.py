@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import datetime, time, timedelta
 from collections.abc import Callable
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from core.ingest import IngestPlan, IngestReport, commit, prepare
 from core.overview import event_span
 from core.store import Store
 from core.upload_reader import ENCODING_CHOICES, RawTable, read_upload
+from pages._resources import cached_figure
 
 VIEWER_HELP = "Viewers read everything and change nothing: ask an editor to make the change."
 
@@ -97,19 +98,10 @@ def show_chart(figure: go.Figure | Callable[[], go.Figure], key: str | None = No
     a team opens the same funnels and runs again and again.
     """
     if callable(figure) and inputs is not None:
-        from pages._resources import get_store
-
-        store = get_store()
-        fig = _built_figure(figure, key or "", inputs, store.path, store.data_version(reads))
+        fig = cached_figure(lambda: safe_figure(figure()), key or "", inputs, reads)
     else:
         fig = safe_figure(figure() if callable(figure) else figure)
     st.plotly_chart(fig, width="stretch", key=key)
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def _built_figure(_build: Callable[[], go.Figure], key: str, inputs: tuple, db: str, version: int) -> go.Figure:
-    # cache_resource hands every session this same object: st.plotly_chart only reads it (to_dict).
-    return safe_figure(_build())
 
 
 def safe_figure(fig: go.Figure) -> go.Figure:

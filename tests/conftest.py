@@ -25,6 +25,20 @@ def tmp_store(tmp_path: Path) -> Store:
 
 
 @pytest.fixture
+def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A database with the small test catalog and events, and MARKETLAB_DB pointing at it."""
+    path = tmp_path / "app.duckdb"
+    from core.ingest import ingest_file
+
+    store = Store(path)
+    ingest_file(store, "products", DATA / "products.csv")
+    ingest_file(store, "events", DATA / "events.csv")
+    store.close()
+    monkeypatch.setenv("MARKETLAB_DB", str(path))
+    return path
+
+
+@pytest.fixture
 def catalog_store(tmp_store: Store) -> Store:
     """tmp_store with the small catalog from tests/data/products.csv."""
     from core.ingest import ingest_file

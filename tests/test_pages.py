@@ -8,25 +8,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import DATA, ROOT
-from core.ingest import ingest_file
+from conftest import ROOT
 from core.errors import QueryError
 from core.store import Store
 
 PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py", "pages/funnels.py", "pages/experiments.py",
          "pages/segments.py", "pages/copy_studio.py"]
-
-
-@pytest.fixture
-def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A database with the small test catalog and events, and MARKETLAB_DB pointing at it."""
-    path = tmp_path / "app.duckdb"
-    store = Store(path)
-    ingest_file(store, "products", DATA / "products.csv")
-    ingest_file(store, "events", DATA / "events.csv")
-    store.close()
-    monkeypatch.setenv("MARKETLAB_DB", str(path))
-    return path
 
 
 def open_app(page: str | None = None) -> AppTest:

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import DATA, ROOT
+from conftest import ROOT
 from core.access import hash_password
 from core.copy.variants import Variant, save_variants
-from core.ingest import ingest_file
 from core.store import Store
 
 PASSWORD = "correct horse battery"
@@ -30,16 +29,12 @@ def fresh_guard() -> None:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The small test catalog and events, and one draft variant to approve (or not)."""
-    path = tmp_path / "app.duckdb"
-    store = Store(path)
-    ingest_file(store, "products", DATA / "products.csv")
-    ingest_file(store, "events", DATA / "events.csv")
+def db_path(db_path: Path) -> Path:
+    """conftest's small catalog and events, and one draft variant to approve (or not)."""
+    store = Store(db_path)
     save_variants(store, [Variant("P1", "meta", "friendly", {"primary_text": "Cold for 24 hours.", "headline": "Stay cool"})])
     store.close()
-    monkeypatch.setenv("MARKETLAB_DB", str(path))
-    return path
+    return db_path
 
 
 def app(secrets: dict | None = None, user: dict | None = None) -> AppTest:
