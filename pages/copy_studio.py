@@ -68,6 +68,14 @@ with st.container(border=True):
                    disabled=not product_ids or not tones or not store.user.can_edit,
                    help=None if store.user.can_edit else VIEWER_HELP)
 
+# Set while a generation runs, with the drafts saved so far: still set on the next run means it
+# was cut short — by Stop, or by any click meanwhile, since Streamlit then starts the page again.
+interrupted = st.session_state.pop("copy_writing", None)
+if interrupted is not None and not go:
+    st.info("Writing stopped before any draft was saved." if not interrupted else
+            f"Writing stopped. The {count(interrupted, 'draft')} saved before that are kept; the products being "
+            "written at the time were not saved.")
+
 if go:
     try:
         engine = get_engine()
@@ -76,9 +84,12 @@ if go:
         show_error(e)
         st.stop()
     bar = st.progress(0.0, text="Writing…")
-    st.caption(f"To stop, use Stop at the top right: drafts are saved every {PRODUCTS_PER_CALL} products, and those "
-               "already saved are kept.")
+    # Any click reruns the page, which ends the model call at its next progress report (about a second).
+    st.button("Stop writing", key="copy_stop", icon=":material/stop_circle:")
+    st.caption(f"Drafts are saved every {PRODUCTS_PER_CALL} products: when you stop, those saved are kept and the "
+               "products being written are not. Clicking anything else on the page stops it too.")
     made = 0
+    st.session_state["copy_writing"] = made
     notices_before = len(getattr(engine, "notices", None) or ())
     chunks = [product_ids[i:i + PRODUCTS_PER_CALL] for i in range(0, len(product_ids), PRODUCTS_PER_CALL)]
     try:
@@ -93,8 +104,10 @@ if go:
                 bar.progress(min((i + fraction) / len(chunks), 1.0), text=message)
 
             made += len(generate_variants(store, engine_generate_fn(engine), request, progress=progress, save=True))
+            st.session_state["copy_writing"] = made
     except MarketLabError as e:
         show_error(e)
+    st.session_state.pop("copy_writing", None)
     bar.empty()
     st.session_state["copy_seed"] = int(st.session_state.get("copy_seed", 0)) + 1  # the next run writes new variants
     if made:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+import core.copy.variants as variants_module
 from core.copy.channels import get_channel
 from core.copy.export import GOOGLE_ADS_COLUMNS, google_ads_csv, google_ads_frame, approved_json
 from core.copy.facts import load_facts
@@ -236,6 +237,30 @@ def test_cancel_keeps_finished_products_and_progress_reaches_one(demo) -> None:
     assert {v.product_id for v in variants} == {"P0001"} and len(variants) == 2
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and "Stopped" in seen[-1][1]
+
+
+def test_progress_moves_inside_a_long_model_call(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU call takes minutes: the engine's token steps move the bar between 'before' and 'after'."""
+    monkeypatch.setattr(variants_module, "STEP_REPORT_SECONDS", 0.0)
+    model = FakeModel()
+
+    class SteppingEngine:
+        def describe(self):
+            return SimpleNamespace(name="stepping")
+
+        def generate(self, prompts, *, n, max_new_tokens, temperature, seed, stop=(), on_step=None):
+            for token in range(1, 11):
+                on_step(token, 10)
+            return [SimpleNamespace(prompt_index=p, variant_index=v, text=text, finish_reason="stop")
+                    for p, texts in enumerate(model(prompts, n, max_new_tokens, temperature, seed)) for v, text in enumerate(texts)]
+
+    seen: list[float] = []
+    variants = generate_variants(demo, engine_generate_fn(SteppingEngine()), GenerationRequest(("P0001", "P0022"), "email", n=2, batch_size=1),
+                                 progress=lambda f, m: seen.append(f))
+    assert len(variants) == 4
+    assert seen == sorted(seen) and seen[0] == 0.0 and seen[-1] == 1.0
+    inside_first_call = [f for f in seen if 0.0 < f < 0.5]
+    assert len(inside_first_call) >= 5  # the bar moved while the first product was being written
 
 
 def test_bad_requests_are_refused_before_the_model_runs(demo) -> None:

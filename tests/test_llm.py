@@ -304,6 +304,28 @@ def test_cancel_stops_between_batches(tiny: Generator) -> None:
     assert messages[-1] == "Stopped after 2 of 6 prompts."
 
 
+def test_every_token_is_reported_and_a_raise_there_ends_the_call(tiny: Generator) -> None:
+    """What makes the progress bar move inside a long call, and Stop in the browser act at once."""
+    steps: list[tuple[int, int]] = []
+    plain = [r.text for r in tiny.generate([CHAT, "Hi"], n=2, max_new_tokens=6, temperature=1.0, seed=9)]
+    reported = tiny.generate([CHAT, "Hi"], n=2, max_new_tokens=6, temperature=1.0, seed=9, on_step=lambda d, t: steps.append((d, t)))
+    assert [r.text for r in reported] == plain  # watching does not change what is written
+    assert steps and steps == sorted(steps) and {t for _, t in steps} == {6}
+    assert 1 <= steps[-1][0] <= 6
+
+    class Stopped(BaseException):  # Streamlit's StopException is a BaseException too
+        pass
+
+    def stop_at_two(done: int, total: int) -> None:
+        if done >= 2:
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        tiny.generate([CHAT], n=3, max_new_tokens=50, temperature=1.0, seed=9, on_step=stop_at_two)
+    assert not tiny._lock.locked()  # the model is free for the next session
+    assert len(tiny.generate(["Hi"], max_new_tokens=2, temperature=0)) == 1
+
+
 # -- out of memory: halve, then CPU -----------------------------------------------------------
 
 

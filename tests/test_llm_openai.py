@@ -161,6 +161,27 @@ def test_batches_progress_and_cancel(server: FakeServer) -> None:
     assert len(got) == 1 and len(server.requests) == 2
 
 
+def test_each_answer_is_reported_on_the_calling_thread(server: FakeServer) -> None:
+    seen: list[tuple[int, int, str]] = []
+    engine = OpenAIEngine(server.url)
+    results = engine.generate([f"Product {i}" for i in range(4)], n=2, seed=3,
+                              on_step=lambda done, total: seen.append((done, total, threading.current_thread().name)))
+    assert [(d, t) for d, t, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert {name for _, _, name in seen} == {threading.current_thread().name}  # Streamlit calls need the script thread
+    assert [r.prompt_index for r in results] == [0, 0, 1, 1, 2, 2, 3, 3]  # still in prompt order
+
+    class Stopped(BaseException):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        raise Stopped
+
+    server.requests.clear()
+    with pytest.raises(Stopped):
+        OpenAIEngine(server.url, concurrency=1).generate([f"Product {i}" for i in range(6)], seed=3, on_step=stop)
+    assert len(server.requests) < 6  # the prompts still queued were never sent
+
+
 def test_server_down_is_a_clear_error() -> None:
     with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))

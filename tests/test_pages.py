@@ -274,6 +274,19 @@ def test_copy_studio_generates_scores_and_approves_with_a_fake_model(demo_db: Pa
     approve[0].click().run()
     assert not at.exception
     assert any(b.key == "copy_export_json" for b in at.get("download_button"))
+    assert "copy_writing" not in at.session_state and not any("Writing stopped" in i.value for i in at.info)
+
+
+def test_copy_studio_says_when_writing_was_cut_short(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop, or any click while the model writes, reruns the page: the next run says what was kept."""
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    at = open_app("pages/copy_studio.py")
+    at.session_state["copy_writing"] = 8  # what a generation leaves behind when it is interrupted after one chunk
+    at.run()
+    assert [i.value for i in at.info if "Writing stopped" in i.value] == [
+        "Writing stopped. The 8 drafts saved before that are kept; the products being written at the time were not saved."]
+    at.run()
+    assert not any("Writing stopped" in i.value for i in at.info)  # said once
 
 
 def test_reads_are_shared_until_a_write_changes_the_data(db_path: Path) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -45,6 +46,10 @@ from core.store import Store
 GenerateFn = Callable[..., list[list[str]]]
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
+StepFn = Callable[[int, int], None]  # progress inside one model call: (done, total), see core.llm.types
+# In-call progress at most this often. Each report is a message to the browser, and Streamlit
+# shows its Stop button only after half a second without one: more often would hide it.
+STEP_REPORT_SECONDS = 1.0
 
 STATUSES = ("draft", "approved", "rejected")
 MAX_N = 10  # variants per product and tone a marketer can compare side by side
@@ -215,9 +220,14 @@ def _model_name(generate_fn: GenerateFn, given: str | None) -> str:
 def engine_generate_fn(engine: Any) -> GenerateFn:
     """A ``core.llm`` engine (``generate(prompts, n=…) -> [GenerationResult]``, flat) as a GenerateFn."""
 
+    # Engines written before per-token progress existed keep working without it.
+    steps = {"on_step": None} if _accepts(engine.generate, "on_step") else {}
+
     def generate(prompts: list[list[dict[str, str]]], n: int, max_new_tokens: int, temperature: float, seed: int,
-                 stop: Sequence[str] = ()) -> list[list[Any]]:
-        results = engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop)
+                 stop: Sequence[str] = (), on_step: StepFn | None = None) -> list[list[Any]]:
+        if steps:
+            steps["on_step"] = on_step
+        results = engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop, **steps)
         grouped: list[list[Any]] = [[] for _ in prompts]
         for result in sorted(results, key=lambda r: (r.prompt_index, r.variant_index)):
             grouped[result.prompt_index].append(result)
@@ -247,19 +257,21 @@ def _answer(item: Any) -> tuple[str, bool]:
     return str(item), False
 
 
-def _takes_stop(generate_fn: GenerateFn) -> bool:
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
     try:
-        parameters = inspect.signature(generate_fn).parameters
+        parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    return "stop" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _call_model(generate_fn: GenerateFn, prompts: list[list[dict[str, str]]], n: int, spec: ChannelSpec,
-                temperature: float, seed: int) -> list[list[tuple[str, bool]]]:
-    # Stop strings only for callables that take them (engine_generate_fn does); a plain
-    # generate_fn, like the tests' fakes, keeps the documented five-argument signature.
-    extra = {"stop": spec.stop_strings} if _takes_stop(generate_fn) else {}
+                temperature: float, seed: int, on_step: StepFn | None = None) -> list[list[tuple[str, bool]]]:
+    # Stop strings and step reports only for callables that take them (engine_generate_fn does);
+    # a plain generate_fn, like the tests' fakes, keeps the documented five-argument signature.
+    extra: dict[str, Any] = {"stop": spec.stop_strings} if _accepts(generate_fn, "stop") else {}
+    if on_step is not None and _accepts(generate_fn, "on_step"):
+        extra["on_step"] = on_step
     try:
         answers = generate_fn(prompts, n=n, max_new_tokens=spec.max_new_tokens, temperature=temperature, seed=seed, **extra)
     except MarketLabError:
@@ -307,6 +319,21 @@ def _brands(store: Store) -> list[str]:
     return [*catalog_brands(store), *EXAMPLE_BRANDS, *FAMOUS_BRANDS]
 
 
+def _step_reporter(report: ProgressFn, start: float, span: float, message: str) -> StepFn:
+    """Moves the progress bar inside one model call (which takes minutes on a CPU), and gives a
+    Stop in the browser a chance to end it: Streamlit stops a script at its next message."""
+    last = time.monotonic()
+
+    def on_step(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= STEP_REPORT_SECONDS and total > 0:
+            last = now
+            report(start + span * min(done / total, 1.0), message)
+
+    return on_step
+
+
 def generate_variants(
     store: Store,
     generate_fn: GenerateFn,
@@ -319,9 +346,10 @@ def generate_variants(
 ) -> list[Variant]:
     """Variants for every product and tone of ``request``, best first per product; see the module doc.
 
-    ``progress(fraction, message)`` is called after each model call (with any new notice of the
-    engine's, e.g. an out-of-memory fallback, when ``generate_fn`` has ``notices``, as
-    ``engine_generate_fn`` gives it); ``cancel()`` is asked before each, and a cancelled run
+    ``progress(fraction, message)`` is called before and after each model call, and every
+    second inside one when the engine reports its steps; the message after a call carries any
+    new notice of the engine's (e.g. an out-of-memory fallback) when ``generate_fn`` has
+    ``notices``, as ``engine_generate_fn`` gives it; ``cancel()`` is asked before each, and a cancelled run
     returns the variants finished so far. Raises MarketLabError for a bad request or unknown
     product, CopyError when the model fails.
     """
@@ -354,10 +382,12 @@ def generate_variants(
                 break
             seed = request.seed + 1_000_003 * (round_no - 1)  # a new draw each round, reproducible per request
             # One call can take a minute on a CPU: say what is happening before it, not only after.
-            report((b + (round_no - 1) / request.max_rounds) / total_calls,
-                   f"Writing {len(pending) * per_prompt} candidates for {len(pending)} product/tone pair(s)"
-                   + (f" (round {round_no} of up to {request.max_rounds}: too few good ones yet)" if round_no > 1 else ""))
-            answers = _call_model(generate_fn, [j.messages for j in pending], per_prompt, spec, request.temperature, seed)
+            before = (b + (round_no - 1) / request.max_rounds) / total_calls
+            doing = (f"Writing {len(pending) * per_prompt} candidates for {len(pending)} product/tone pair(s)"
+                     + (f" (round {round_no} of up to {request.max_rounds}: too few good ones yet)" if round_no > 1 else ""))
+            report(before, doing)
+            on_step = _step_reporter(report, before, 1 / (request.max_rounds * total_calls), doing)
+            answers = _call_model(generate_fn, [j.messages for j in pending], per_prompt, spec, request.temperature, seed, on_step)
             for job, texts in zip(pending, answers):
                 job.tries = round_no
                 for raw, cut in texts:

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from core.errors import GenerationError, ModelLoadError
 from core.llm.loading import DEFAULT_MODEL, convert_gguf, converted_dir, is_converted, load_pretrained, pick_device, resolve_model
-from core.llm.types import CancelFn, GenerationResult, ModelInfo, ProgressFn, Prompt, as_chat, check_params, iterate_in_batches, new_seed
+from core.llm.types import CancelFn, GenerationResult, ModelInfo, ProgressFn, Prompt, StepFn, as_chat, check_params, iterate_in_batches, new_seed
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,16 @@ class Generator:
         top_p: float = 0.95,
         seed: int | None = None,
         stop: Sequence[str] = (),
+        on_step: StepFn | None = None,
     ) -> list[GenerationResult]:
         """``n`` variants for each prompt, ordered by (prompt, variant).
 
         A prompt's variants always share a batch; prompts are grouped so that a batch holds at
         most ``max_batch_rows`` sequences. ``temperature=0`` is greedy decoding. The same
         prompts, parameters and ``seed`` give the same texts on the same device; with no
-        seed one is drawn and returned in every result.
+        seed one is drawn and returned in every result. ``on_step(tokens, max_new_tokens)``
+        after every token of every batch (a batch that needs several model calls starts at 0
+        again); an exception it raises ends generation there.
         """
         check_params(n, max_new_tokens, temperature, top_p)
         if not prompts:
@@ -116,7 +120,7 @@ class Generator:
         while start < len(texts):
             per_batch = max(1, self.max_batch_rows // n)
             rows = [(i, v) for i in range(start, min(start + per_batch, len(texts))) for v in range(n)]
-            results.extend(self._run_rows(rows, texts, config, seed, n))
+            results.extend(self._run_rows(rows, texts, config, seed, n, on_step))
             start = rows[-1][0] + 1
         return results
 
@@ -163,7 +167,8 @@ class Generator:
             config.do_sample, config.temperature, config.top_p, config.top_k = False, None, None, None
         return config
 
-    def _run_rows(self, rows: list[tuple[int, int]], texts: list[str], config: Any, seed: int, n: int) -> list[GenerationResult]:
+    def _run_rows(self, rows: list[tuple[int, int]], texts: list[str], config: Any, seed: int, n: int,
+                  on_step: StepFn | None = None) -> list[GenerationResult]:
         """Generate ``rows`` (prompt, variant) — halving on out-of-memory, then falling back to the CPU."""
         pending = [rows]
         done: list[GenerationResult] = []
@@ -173,7 +178,7 @@ class Generator:
             try:
                 # Each model.generate call is seeded from the call's seed and its first row, so a
                 # call is reproducible however it was split.
-                done.extend(self._generate_once(part, texts, config, seed, seed + part[0][0] * n + part[0][1]))
+                done.extend(self._generate_once(part, texts, config, seed, seed + part[0][0] * n + part[0][1], on_step))
             except Exception as e:
                 if not is_out_of_memory(e):
                     raise
@@ -195,7 +200,8 @@ class Generator:
                     ) from e
         return done
 
-    def _generate_once(self, rows: list[tuple[int, int]], texts: list[str], config: Any, call_seed: int, batch_seed: int) -> list[GenerationResult]:
+    def _generate_once(self, rows: list[tuple[int, int]], texts: list[str], config: Any, call_seed: int, batch_seed: int,
+                       on_step: StepFn | None = None) -> list[GenerationResult]:
         with self._lock, torch.inference_mode():
             prompts = list(dict.fromkeys(i for i, _ in rows))  # each distinct prompt once, in row order
             encoded = self.tokenizer(
@@ -216,6 +222,7 @@ class Generator:
             output = self.model.generate(
                 input_ids=input_ids[row_prompt], attention_mask=attention_mask[row_prompt], past_key_values=cache,
                 generation_config=config, tokenizer=self.tokenizer if config.stop_strings else None,
+                stopping_criteria=StoppingCriteriaList([StepReporter(on_step, width, config.max_new_tokens)]) if on_step else None,
             )
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
@@ -292,6 +299,22 @@ class Generator:
     def _notice(self, message: str) -> None:
         log.warning(message)
         self.notices.append(message)
+
+
+class StepReporter(StoppingCriteria):
+    """Tells ``on_step`` how many tokens each row has after every step; never stops a row itself.
+
+    A stopping criterion rather than a streamer: generate() asks it between tokens without
+    copying the new tokens to the host, so a GPU keeps its pace, and an exception raised by
+    ``on_step`` (a Stop in the browser) ends the call at the next token instead of the last.
+    """
+
+    def __init__(self, on_step: StepFn, prompt_width: int, max_new_tokens: int) -> None:
+        self.on_step, self.prompt_width, self.max_new_tokens = on_step, prompt_width, max_new_tokens
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        self.on_step(input_ids.shape[1] - self.prompt_width, self.max_new_tokens)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:

@@ -13,12 +13,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from core.errors import LLMServerError
 from core.llm.loading import DEFAULT_MODEL
-from core.llm.types import CancelFn, GenerationResult, ModelInfo, ProgressFn, Prompt, as_chat, check_params, iterate_in_batches, new_seed
+from core.llm.types import CancelFn, GenerationResult, ModelInfo, ProgressFn, Prompt, StepFn, as_chat, check_params, iterate_in_batches, new_seed
 
 UNREACHABLE = "The language model server could not be reached"
 UNREADABLE = "The language model server sent an answer MarketLab cannot read"
@@ -59,8 +59,11 @@ class OpenAIEngine:
         top_p: float = 0.95,
         seed: int | None = None,
         stop: Sequence[str] = (),
+        on_step: StepFn | None = None,
     ) -> list[GenerationResult]:
         """``n`` variants per prompt, ordered by (prompt, variant); prompt i is sent with ``seed + i``.
+
+        ``on_step(answered, len(prompts))`` after each answer, on the calling thread.
 
         Servers report completion tokens for the whole request, so with ``n > 1`` each
         variant's ``completion_tokens`` is that total shared out evenly (an estimate).
@@ -88,9 +91,23 @@ class OpenAIEngine:
             return self._results(answer, index, n, time.perf_counter() - started, seed)
 
         if len(chats) == 1:
-            return one(0)
+            results = one(0)
+            if on_step is not None:
+                on_step(1, 1)
+            return results
+        answers: dict[int, list[GenerationResult]] = {}
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(chats))) as pool:
-            return [r for batch in pool.map(one, range(len(chats))) for r in batch]
+            futures = {pool.submit(one, i): i for i in range(len(chats))}
+            try:
+                for future in as_completed(futures):
+                    answers[futures[future]] = future.result()
+                    if on_step is not None:
+                        on_step(len(answers), len(chats))
+            except BaseException:
+                for future in futures:  # a Stop or a failure: requests not yet sent stay unsent
+                    future.cancel()
+                raise
+        return [r for i in range(len(chats)) for r in answers[i]]
 
     def generate_batches(
         self,

@@ -22,6 +22,10 @@ Prompt = str | Sequence[ChatMessage]
 ProgressFn = Callable[[float, str], None]
 # cancel() -> True to stop before the next batch (a Stop button sets a flag this reads)
 CancelFn = Callable[[], bool]
+# on_step(done, total): progress inside one generate call — tokens written of at most total by
+# the local model, prompts answered of total by a server. Called on the caller's thread; an
+# exception it raises (Streamlit's Stop) ends the call there.
+StepFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class Engine(Protocol):
         top_p: float = 0.95,
         seed: int | None = None,
         stop: Sequence[str] = (),
+        on_step: StepFn | None = None,
     ) -> list[GenerationResult]: ...
 
     def generate_batches(

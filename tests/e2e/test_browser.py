@@ -90,6 +90,22 @@ def search_catalog(page: Page, text: str, expected_matches: int) -> None:
     wait_idle(page)
 
 
+def open_copy_studio_on(page: Page, search: str, product: str | re.Pattern[str], variants: int | None = None) -> None:
+    """Copy Studio with the product found by ``search`` chosen (and the number of variants set)."""
+    open_app(page)
+    go_to(page, "Copy Studio")
+    box = page.get_by_role("textbox", name="Find a product")
+    box.fill(search)
+    box.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_role("combobox", name="Product")).to_have_value(product)
+    if variants is not None:
+        box = page.get_by_role("spinbutton", name="Variants")
+        box.fill(str(variants))
+        box.press("Enter")
+        wait_idle(page)
+
+
 def sidebar_counts(page: Page) -> Locator:
     return page.get_by_test_id("stSidebar").get_by_text(re.compile(r"\d+ products · .* events"))
 
@@ -243,17 +259,7 @@ def test_run_a_segmentation_and_see_the_map(page: Page, shot: Shot, js_errors: l
 
 def test_write_copy_approve_and_export(page: Page, shot: Shot, js_errors: list[str], tmp_path: Path) -> None:
     """The bundled SmolLM2 on the CPU writes Google RSA variants; one is approved and exported for Google Ads Editor."""
-    open_app(page)
-    go_to(page, "Copy Studio")
-    box = page.get_by_role("textbox", name="Find a product")
-    box.fill("Summit")
-    box.press("Enter")
-    wait_idle(page)
-    expect(page.get_by_role("combobox", name="Product")).to_have_value(re.compile(r"Summit 750 ml Insulated Steel Water Bottle"))
-    variants = page.get_by_role("spinbutton", name="Variants")
-    variants.fill("2")
-    variants.press("Enter")
-    wait_idle(page)
+    open_copy_studio_on(page, "Summit", re.compile(r"Summit 750 ml Insulated Steel Water Bottle"), variants=2)
 
     page.get_by_role("button", name="Generate 2 variant(s) per product").click()
     # First use loads the model (converting the bundled GGUF once on a fresh machine), then writes.
@@ -286,5 +292,33 @@ def test_write_copy_approve_and_export(page: Page, shot: Shot, js_errors: list[s
     exported = json.loads(Path(json_info.value.path()).read_text())
     assert len(exported) == 1 and exported[0]["fields"]["headline"] == headlines[0]
     shot("approved")
+    assert_no_exception(page)
+    assert js_errors == []
+
+
+def test_stop_ends_a_long_generation_within_seconds_and_keeps_saved_drafts(page: Page, shot: Shot, js_errors: list[str]) -> None:
+    """A model call for many candidates takes minutes on a CPU: the bar moves inside it, and Stop acts at once."""
+    # 6 variants are 18 candidates in one model call: well over a minute on this CPU.
+    open_copy_studio_on(page, "Trailhead", re.compile(r"Trailhead Ultralight Tent 2P"), variants=6)
+    drafts_before = page.get_by_role("button", name="Approve").count()
+
+    page.get_by_role("button", name="Generate 6 variant(s) per product").click()
+    bar = page.get_by_role("progressbar")
+    expect(bar).to_be_visible(timeout=240_000)  # the model may still be loading
+    expect(page.get_by_text(re.compile(r"Writing 18 candidates"))).to_be_visible(timeout=240_000)
+    start = float(bar.get_attribute("aria-valuenow") or 0)
+    # The bar moves while the one model call is still writing (it used to sit still until the call ended).
+    page.wait_for_function(
+        "start => { const b = document.querySelector('[role=progressbar]');"
+        " return b && parseFloat(b.getAttribute('aria-valuenow')) > start; }", arg=start, timeout=60_000)
+    shot("writing")
+
+    expect(page.get_by_test_id("stStatusWidget")).to_be_visible()  # the top bar's running indicator is there too
+    page.get_by_role("button", name="Stop writing", exact=True).click()
+    wait_idle(page, timeout=10_000)  # within seconds, not when the call would have ended
+    expect(page.get_by_text("Writing stopped before any draft was saved.")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"new drafts? saved"))).to_have_count(0)
+    expect(page.get_by_role("button", name="Approve")).to_have_count(drafts_before)  # nothing half-written was saved
+    shot("stopped")
     assert_no_exception(page)
     assert js_errors == []

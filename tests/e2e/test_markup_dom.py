@@ -40,7 +40,7 @@ from core.copy.variants import Variant, rescore, save_variants
 from core.store import Store
 
 from .conftest import _run_cli, serve_app, wait_idle
-from .test_browser import assert_no_exception, choose, go_to, metric_value, nav_labels, open_app, search_catalog
+from .test_browser import assert_no_exception, choose, go_to, metric_value, nav_labels, open_app, open_copy_studio_on, search_catalog
 
 Shot = Callable[[str], Path]
 
@@ -216,13 +216,7 @@ def test_catalog_search_and_product_page_show_payloads_as_text(page: Page, shot:
 
 
 def test_copy_studio_drafts_show_payloads_as_text(page: Page, shot: Shot, js_errors: list[str]) -> None:
-    open_app(page)
-    go_to(page, "Copy Studio")
-    box = page.get_by_role("textbox", name="Find a product")
-    box.fill("XSS-1")
-    box.press("Enter")
-    wait_idle(page)
-    expect(page.get_by_role("combobox", name="Product")).to_have_value(f"{TITLE} · XSS-1")
+    open_copy_studio_on(page, "XSS-1", f"{TITLE} · XSS-1")
     choose(page, "Channel", META)
     wait_idle(page)
 
