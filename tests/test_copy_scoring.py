@@ -7,7 +7,7 @@ import math
 import pytest
 
 from core.copy.channels import get_channel
-from core.copy.facts import ProductFacts, catalog_brands, load_facts
+from core.copy.facts import ProductFacts, catalog_brands, iter_values, load_facts
 from core.copy.scoring import (
     WEIGHTS, Evidence, bleu, banned_hits, claims_in, coverage, distinct_n, readability, score_set, score_variant,
     self_bleu, tokens,
@@ -240,3 +240,34 @@ def test_real_marketplace_catalog_fallback_copy_is_compliant_and_backed(tmp_stor
             assert "http" not in text and "www." not in text, (spec.name, text)
             assert score_variant(result.fields, spec, f, known_brands=brands).unsupported_claims == [], (spec.name, f.title)
     assert compliant >= 0.9 * len(facts) * len(CHANNELS)
+
+
+def test_real_marketplace_attributes_that_copy_cannot_mention_are_not_key(tmp_store) -> None:
+    """Links, ids, shipping, seller flags and spec dumps: counting them made every candidate "off topic"
+    (no key attribute mentioned), so each product cost three model rounds and its cards said "no key attribute"."""
+    from conftest import real_file
+    from core.copy.scoring import MAX_KEY_ATTRIBUTE_CHARS, key_attributes
+    from core.ingest import ingest_file
+
+    ingest_file(tmp_store, "products", real_file("amazon_products_promptcloud_2020", "amazon_products_sample_1000.csv"),
+                skip_invalid=True)
+    with tmp_store.cursor() as cur:
+        ids = [r[0] for r in cur.execute("SELECT product_id FROM products").fetchall()]
+    facts = load_facts(tmp_store, ids).values()
+    keys = {k for f in facts for k in key_attributes(f)}
+    assert not keys & {"Image", "Product Url", "Model Number", "Shipping Weight", "Is Amazon Seller", "Product Specification"}
+    assert "Product Dimensions" in keys  # "6 x 2 x 2 inches": a fact copy can use
+    harry = next(f for f in facts if f.title.startswith("Harry Potter 9 & 3/4"))
+    assert "Technical Details" in harry.attributes and "Technical Details" not in key_attributes(harry)  # 200 characters of prose
+    assert all(sum(len(str(i)) for i in iter_values(v)) <= MAX_KEY_ATTRIBUTE_CHARS for f in facts for v in key_attributes(f).values())
+
+
+def test_demo_attributes_all_stay_key(tmp_store) -> None:
+    from core.copy.scoring import key_attributes
+
+    build_demo(tmp_store, scale=0.02)
+    with tmp_store.cursor() as cur:
+        ids = [r[0] for r in cur.execute("SELECT product_id FROM products").fetchall()]
+    for f in load_facts(tmp_store, ids).values():
+        set_ones = {k for k, v in f.attributes.items() if v not in (False, None, "", [], {})}
+        assert set(key_attributes(f)) == set_ones, f.title

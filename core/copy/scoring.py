@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from core.copy.channels import ChannelSpec
-from core.copy.facts import WEB_ADDRESS, ProductFacts, attribute_key, iter_values, without_instructions
+from core.copy.facts import WEB_ADDRESS, ProductFacts, attribute_key, is_plumbing, iter_values, without_instructions
 from core.copy.limits import flag_phrase, field_problems, sentences
 
 # Marketplace-prohibited or unverifiable claims (Amazon's restricted terms, FTC guidance on
@@ -396,9 +396,21 @@ def claims_in(text: str, evidence: Evidence, field_name: str = "") -> list[Claim
 # --- coverage --------------------------------------------------------------------------
 
 
+# Longer than this, an attribute is prose or a spec dump (real marketplace exports put whole
+# "Product Specification" blocks in one column): data for the model, not one thing copy mentions.
+MAX_KEY_ATTRIBUTE_CHARS = 80
+_SPEC_DUMP = re.compile(r"[A-Za-z]{3,}:\S")  # "ItemWeight:0.64ounces|ASIN:B07…", even when short
+
+
 def key_attributes(facts: ProductFacts) -> dict[str, Any]:
-    """Attributes worth mentioning: set, true or non-empty (false flags and empty lists are not)."""
-    return {k: v for k, v in facts.attributes.items() if v not in (False, None, "", [], {})}
+    """Attributes worth mentioning: set, true or non-empty (false flags and empty lists are not),
+    not catalog plumbing (links, ids, shipping, seller flags) and short enough to be one fact."""
+    return {
+        k: v for k, v in facts.attributes.items()
+        if v not in (False, None, "", [], {}) and not is_plumbing(k, v)
+        and sum(len(str(item)) for item in iter_values(v)) <= MAX_KEY_ATTRIBUTE_CHARS
+        and not any(_SPEC_DUMP.search(str(item)) for item in iter_values(v))
+    }
 
 
 def _surface_forms(key: str, value: Any) -> list[str]:
