@@ -19,7 +19,7 @@ products × several channels, then measures what a marketer would check by hand:
     .venv/bin/python bench/copy_quality.py --state bench/out/quality-50.jsonl   # resumable
     .venv/bin/python bench/copy_quality.py --catalog ../shared/data/real/amazon_products_promptcloud_2020/amazon_products_sample_1000.csv --products 10
 
-On a 2-core CPU the full run takes over two hours, more than one sitting: with ``--state`` each
+On a quiet 2-core CPU the full run takes about 75 minutes (hours beside other work): with ``--state`` each
 chunk of products is written to that file as it finishes, and a later run with the same
 arguments skips what the file already holds (same store, seed and product order, so the
 chunks are the same) and prints the table over all of it.

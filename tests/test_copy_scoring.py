@@ -271,3 +271,14 @@ def test_demo_attributes_all_stay_key(tmp_store) -> None:
     for f in load_facts(tmp_store, ids).values():
         set_ones = {k for k, v in f.attributes.items() if v not in (False, None, "", [], {})}
         assert set(key_attributes(f)) == set_ones, f.title
+
+
+def test_names_product_looks_for_title_or_brand_words_not_common_ones() -> None:
+    from core.copy.scoring import names_product
+
+    facts = ProductFacts.from_row({"product_id": "X", "title": "Harry Potter Platform Soft Touch Magnet", "brand": "Wizarding"})
+    assert names_product({"headline": "A magnet for every fridge"}, facts)
+    assert names_product({"headline": "From Wizarding, with love"}, facts)
+    assert not names_product({"headline": "Mmm-Mmm-Mmm-MMM", "description": "This is a post!"}, facts)
+    assert not names_product({"headline": "Made with care for you"}, ProductFacts.from_row({"product_id": "Y", "title": "Bottle with lid"}))
+

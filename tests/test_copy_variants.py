@@ -18,6 +18,7 @@ from core.copy.export import GOOGLE_ADS_COLUMNS, google_ads_csv, google_ads_fram
 from core.copy.facts import load_facts
 from core.copy.limits import check_fields
 from core.copy.prompts import DATA_CLOSE, DATA_OPEN, system_message
+from core.copy.scoring import names_product
 from core.copy.variants import (
     CopyError, GenerationRequest, Variant, VariantFilter, engine_generate_fn, generate_variants, get_variant, list_variants,
     save_variant, save_variants, set_status, update_fields,
@@ -227,6 +228,20 @@ def test_off_topic_answers_earn_another_round(demo) -> None:
     variants = generate_variants(demo, model, GenerationRequest(("P0001",), "google_rsa", n=2))
     assert len(model.calls) == 2 and all(v.tries == 2 for v in variants)
     assert all("Love you" not in v.fields["headline"] for v in variants)
+
+
+def test_a_product_with_no_usable_attribute_still_needs_copy_about_it(demo) -> None:
+    """Real exports often hold only links, ids and spec dumps: then copy must at least name the product."""
+    with demo.transaction() as cur:
+        cur.execute("INSERT INTO products VALUES ('AMZ-1', 'Harry Potter Platform Magnet', 'Wizarding', 'Toys', 5.98, 'USD', ?, "
+                    "'A soft touch magnet.', now())",
+                    ['{"Product Url": "https://www.amazon.com/dp/B07FMMS6S7", "Product Specification": "ItemWeight:0.64ounces|ASIN:B07FMMS6S7"}'])
+    model = FakeModel(lambda title, i, call: f"Headline: Mmm-Mmm-MMM {i}\nDescription: This is a post!" if call == 1
+                      else FakeModel.varied(title, i, call))
+    variants = generate_variants(demo, model, GenerationRequest(("AMZ-1",), "google_rsa", n=2))
+    assert len(model.calls) == 2  # the first round's answers named nothing of the product
+    assert variants and all("Mmm" not in v.fields["headline"] for v in variants)
+    assert all(names_product(v.fields, load_facts(demo, ["AMZ-1"])["AMZ-1"]) for v in variants)
 
 
 def test_cancel_keeps_finished_products_and_progress_reaches_one(demo) -> None:

@@ -448,6 +448,22 @@ def coverage(fields: Mapping[str, str], facts: ProductFacts) -> tuple[list[str],
     return mentioned, missing
 
 
+# Words too common to show that copy is about a product ("with", "your"...).
+_COMMON_WORDS = frozenset("with from your that this these those have will into over more only also each other "
+                          "than very just what when make made best great good new".split())
+
+
+def names_product(fields: Mapping[str, str], facts: ProductFacts) -> bool:
+    """Whether the copy uses a word of the product's title or brand (4+ letters, not a common word).
+
+    What tells copy for a product with no key attribute (real exports often have none usable)
+    from a well-formed answer about nothing: SmolLM2 sometimes writes "Mmm-Mmm-MMM" or "Love you."
+    """
+    words = {w for w in re.findall(r"[a-z0-9]+", norm(f"{facts.title} {facts.brand or ''}"))
+             if len(w) >= 4 and w not in _COMMON_WORDS}
+    return not words or bool(words & set(re.findall(r"[a-z0-9]+", norm(" ".join(fields.values())))))
+
+
 # --- readability and banned words ------------------------------------------------------
 
 

@@ -37,8 +37,8 @@ from core.copy.facts import ProductFacts, catalog_brands, instruction_like, iter
 from core.copy.limits import Repaired, check_fields, repair
 from core.copy.prompts import EXAMPLE_BRANDS, build_messages
 from core.copy.scoring import (
-    DEFAULT_BANNED, FAMOUS_BRANDS, NEAR_DUPLICATE, WEIGHTS, Evidence, VariantScore, components, score_set,
-    score_variant, similarity,
+    DEFAULT_BANNED, FAMOUS_BRANDS, NEAR_DUPLICATE, WEIGHTS, Evidence, VariantScore, components, names_product,
+    score_set, score_variant, similarity,
 )
 from core.errors import MarketLabError
 from core.store import Store
@@ -168,6 +168,7 @@ class _Candidate:
     score: VariantScore
     round: int
     seed: int
+    names_product: bool = True  # scoring.names_product: the title or brand appears in it
 
     @property
     def fields(self) -> dict[str, str]:
@@ -177,17 +178,17 @@ class _Candidate:
     def good(self) -> bool:
         """What more rounds are spent looking for: compliant, faithful text the model wrote about this product.
 
-        "About this product": it mentions at least one key attribute, when the product has any;
-        SmolLM2 sometimes answers "Love you. Love you." in perfect format.
+        "About this product": it mentions at least one key attribute, or, for a product with none,
+        a word of its title or brand; SmolLM2 sometimes answers "Love you. Love you." in perfect format.
         """
         cov = self.score.coverage
-        on_topic = bool(cov["mentioned"]) or not cov["missing"]
+        on_topic = bool(cov["mentioned"]) or (not cov["missing"] and self.names_product)
         return self.score.compliant and self.score.faithful and self.repaired.from_model > 0 and on_topic
 
     def sort_key(self) -> tuple:
         prelim = sum(WEIGHTS[k] * v for k, v in components(self.score).items())
         return (not self.score.compliant, len(self.score.distinct_claims), bool(self.score.banned),
-                -self.repaired.from_model, -prelim)
+                not self.names_product, -self.repaired.from_model, -prelim)
 
 
 @dataclass
@@ -401,7 +402,7 @@ def generate_variants(
                         continue
                     job.seen.add(key)
                     score = score_variant(fixed.fields, spec, job.facts, banned=request.banned, evidence=job.evidence)
-                    job.pool.append(_Candidate(fixed, score, round_no, seed))
+                    job.pool.append(_Candidate(fixed, score, round_no, seed, names_product(fixed.fields, job.facts)))
         finished += [j for j in batch if j.tries]
         message = f"{min(start + len(batch), len(jobs))} of {len(jobs)} product/tone pairs written"
         current = notices()
