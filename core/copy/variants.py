@@ -47,8 +47,9 @@ GenerateFn = Callable[..., list[list[str]]]
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 StepFn = Callable[[int, int], None]  # progress inside one model call: (done, total), see core.llm.types
-# In-call progress at most this often. Each report is a message to the browser, and Streamlit
-# shows its Stop button only after half a second without one: more often would hide it.
+# In-call progress at most this often: each report is a message to the browser, and once a
+# second is plenty for a bar over a call of minutes. It is also how soon a Stop acts, since
+# Streamlit stops a script at its next message.
 STEP_REPORT_SECONDS = 1.0
 
 STATUSES = ("draft", "approved", "rejected")
