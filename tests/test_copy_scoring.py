@@ -214,19 +214,26 @@ def test_rank_puts_faithful_compliant_copy_first_and_explains_the_arithmetic() -
     assert data["faithful"] is True and data["weights"] == WEIGHTS and data["coverage"]["target"] == rsa.coverage_target
 
 
-def test_real_marketplace_catalog_fallback_copy_is_compliant_and_backed(tmp_store) -> None:
-    """A real Amazon export (links, ids, spec dumps in attributes): the fallback copy stays clean and honest."""
+@pytest.fixture
+def amazon_store(tmp_store: Store) -> Store:
+    """A real Amazon export (links, ids, spec dumps in attributes), imported as an upload would be."""
     from conftest import real_file
-    from core.copy.channels import CHANNELS
-    from core.copy.limits import fact_sentences, repair
     from core.ingest import ingest_file
 
     ingest_file(tmp_store, "products", real_file("amazon_products_promptcloud_2020", "amazon_products_sample_1000.csv"),
                 skip_invalid=True)
-    with tmp_store.cursor() as cur:
+    return tmp_store
+
+
+def test_real_marketplace_catalog_fallback_copy_is_compliant_and_backed(amazon_store: Store) -> None:
+    """A real Amazon export (links, ids, spec dumps in attributes): the fallback copy stays clean and honest."""
+    from core.copy.channels import CHANNELS
+    from core.copy.limits import fact_sentences, repair
+
+    with amazon_store.cursor() as cur:
         ids = [r[0] for r in cur.execute("SELECT product_id FROM products ORDER BY product_id LIMIT 150").fetchall()]
-    facts = load_facts(tmp_store, ids)
-    brands = catalog_brands(tmp_store)
+    facts = load_facts(amazon_store, ids)
+    brands = catalog_brands(amazon_store)
     compliant = 0
     for f in facts.values():
         for spec in CHANNELS.values():
@@ -242,18 +249,14 @@ def test_real_marketplace_catalog_fallback_copy_is_compliant_and_backed(tmp_stor
     assert compliant >= 0.9 * len(facts) * len(CHANNELS)
 
 
-def test_real_marketplace_attributes_that_copy_cannot_mention_are_not_key(tmp_store) -> None:
+def test_real_marketplace_attributes_that_copy_cannot_mention_are_not_key(amazon_store: Store) -> None:
     """Links, ids, shipping, seller flags and spec dumps: counting them made every candidate "off topic"
     (no key attribute mentioned), so each product cost three model rounds and its cards said "no key attribute"."""
-    from conftest import real_file
     from core.copy.scoring import MAX_KEY_ATTRIBUTE_CHARS, key_attributes
-    from core.ingest import ingest_file
 
-    ingest_file(tmp_store, "products", real_file("amazon_products_promptcloud_2020", "amazon_products_sample_1000.csv"),
-                skip_invalid=True)
-    with tmp_store.cursor() as cur:
+    with amazon_store.cursor() as cur:
         ids = [r[0] for r in cur.execute("SELECT product_id FROM products").fetchall()]
-    facts = load_facts(tmp_store, ids).values()
+    facts = load_facts(amazon_store, ids).values()
     keys = {k for f in facts for k in key_attributes(f)}
     assert not keys & {"Image", "Product Url", "Model Number", "Shipping Weight", "Is Amazon Seller", "Product Specification"}
     assert "Product Dimensions" in keys  # "6 x 2 x 2 inches": a fact copy can use

@@ -459,9 +459,8 @@ def names_product(fields: Mapping[str, str], facts: ProductFacts) -> bool:
     What tells copy for a product with no key attribute (real exports often have none usable)
     from a well-formed answer about nothing: SmolLM2 sometimes writes "Mmm-Mmm-MMM" or "Love you."
     """
-    words = {w for w in re.findall(r"[a-z0-9]+", norm(f"{facts.title} {facts.brand or ''}"))
-             if len(w) >= 4 and w not in _COMMON_WORDS}
-    return not words or bool(words & set(re.findall(r"[a-z0-9]+", norm(" ".join(fields.values())))))
+    words = {w for w in tokens(norm(f"{facts.title} {facts.brand or ''}")) if len(w) >= 4 and w not in _COMMON_WORDS}
+    return not words or bool(words & set(tokens(norm(" ".join(fields.values())))))
 
 
 # --- readability and banned words ------------------------------------------------------

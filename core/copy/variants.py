@@ -223,12 +223,11 @@ def engine_generate_fn(engine: Any) -> GenerateFn:
     """A ``core.llm`` engine (``generate(prompts, n=…) -> [GenerationResult]``, flat) as a GenerateFn."""
 
     # Engines written before per-token progress existed keep working without it.
-    steps = {"on_step": None} if _accepts(engine.generate, "on_step") else {}
+    reports_steps = _accepts(engine.generate, "on_step")
 
     def generate(prompts: list[list[dict[str, str]]], n: int, max_new_tokens: int, temperature: float, seed: int,
                  stop: Sequence[str] = (), on_step: StepFn | None = None) -> list[list[Any]]:
-        if steps:
-            steps["on_step"] = on_step
+        steps = {"on_step": on_step} if reports_steps else {}
         results = engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop, **steps)
         grouped: list[list[Any]] = [[] for _ in prompts]
         for result in sorted(results, key=lambda r: (r.prompt_index, r.variant_index)):
