@@ -11,8 +11,16 @@ through ``generate_batches``, the way Copy Studio generates for many products.
     .venv/bin/python bench/copy_throughput.py --model PATH         # any Hugging Face directory
     .venv/bin/python bench/copy_throughput.py --random-weights --tokenizer PATH   # GPU box, no weights
     .venv/bin/python bench/copy_throughput.py --device cuda --batches 1,8,32,128 --catalog 1000
+    .venv/bin/python bench/copy_throughput.py --device cuda --rsa-sets 1000 --products-file FILE.csv --sets-out sets.jsonl
 
-Needs only torch + transformers (no streamlit, no network). ``--random-weights`` builds the
+``--rsa-sets N`` times the whole product path instead: ``generate_variants`` (the ~1,000-token
+grounded few-shot prompt, repair, gates, scoring, up to three rounds) for N products of a
+temporary store (the demo catalog, or ``--products-file`` imported as an upload would be),
+``--variants`` finished Google RSA variants each; it reports wall time, prompt and generated
+tokens per second, rows per model call and peak GPU memory, and can keep every returned set
+(fields, scores) as JSON lines for reading and for training data.
+
+Needs only torch + transformers (no streamlit, no network); ``--rsa-sets`` also duckdb and textstat. ``--random-weights`` builds the
 SmolLM2-135M architecture with random weights: the same compute per token, but it rarely
 ends a turn early, so every variant runs the full ``--new-tokens``.
 """
@@ -134,6 +142,12 @@ def main() -> None:
     parser.add_argument("--catalog", type=int, default=0, help="also time N products × --variants through generate_batches")
     parser.add_argument("--variants", type=int, default=3)
     parser.add_argument("--catalog-batch", type=int, default=0, help="products per batch in --catalog (default: 8 on CPU, 128 on GPU)")
+    parser.add_argument("--rsa-sets", type=int, default=0, help="time N products through the product path (generate_variants, Google RSA)")
+    parser.add_argument("--channel", default="google_rsa", help="channel for --rsa-sets")
+    parser.add_argument("--products-file", type=Path, help="catalog export to import for --rsa-sets (default: the demo catalog)")
+    parser.add_argument("--request-batch", type=int, default=0, help="products per model call in --rsa-sets (default: 16 on CPU, 64 on GPU)")
+    parser.add_argument("--max-rows", type=int, default=0, help="sequences per model.generate (default: the generator's own)")
+    parser.add_argument("--sets-out", type=Path, help="write every returned variant of --rsa-sets here as JSON lines")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -143,7 +157,7 @@ def main() -> None:
         generator = load_generator(args.model or DEFAULT_MODEL, device=args.device, cache_dir=args.cache)
     load_seconds = time.perf_counter() - started
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    generator.max_batch_rows = max(generator.max_batch_rows, max(batches), args.variants * (args.catalog_batch or 0))
+    generator.max_batch_rows = args.max_rows or max(generator.max_batch_rows, max(batches), args.variants * (args.catalog_batch or 0))
     info = generator.describe()
 
     generator.generate([product_prompt(0)], max_new_tokens=4, seed=0)  # warm-up: first-call allocations, kernels
@@ -181,8 +195,96 @@ def main() -> None:
         print(f"catalog: {args.catalog} products × {args.variants} variants, {per_batch} products per batch: "
               f"{seconds:.1f} s, {variants / seconds:.1f} variants/s, {tokens / seconds:.0f} tokens/s "
               f"({'under' if seconds < 60 else 'over'} one minute)")
+    if args.rsa_sets:
+        product_path(generator, args)
+    if generator.device.type == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated(generator.device) / 2**30:.2f} GiB allocated, "
+              f"{torch.cuda.max_memory_reserved(generator.device) / 2**30:.2f} GiB reserved by PyTorch")
     for notice in generator.notices:
         print(f"notice: {notice}")
+
+
+class CountingEngine:
+    """The generator as generate_variants sees it, counting tokens and rows per model call on the way."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self.notices = generator.notices
+        self.calls = self.rows = self.prompt_tokens = self.completion_tokens = 0
+        self.generate_seconds = 0.0
+
+    def describe(self):  # noqa: ANN201 - ModelInfo
+        return self.generator.describe()
+
+    def generate(self, prompts, **kwargs):  # noqa: ANN001, ANN201 - the Generator's own signature
+        started = time.perf_counter()
+        results = self.generator.generate(prompts, **kwargs)
+        self.generate_seconds += time.perf_counter() - started
+        self.calls += 1
+        self.rows += len(results)
+        self.prompt_tokens += sum(r.prompt_tokens for r in results)
+        self.completion_tokens += sum(r.completion_tokens for r in results)
+        return results
+
+
+def product_path(generator: Generator, args: argparse.Namespace) -> None:
+    """N products through generate_variants, the path Copy Studio and `python -m core generate` take."""
+    import json
+    import tempfile
+
+    from core.copy.channels import get_channel
+    from core.copy.limits import check_fields
+    from core.copy.variants import GenerationRequest, engine_generate_fn, generate_variants
+    from core.ingest import ingest_file
+    from core.sample_data import build_demo
+    from core.store import Store
+
+    spec = get_channel(args.channel)
+    engine = CountingEngine(generator)
+    per_call = args.request_batch or (64 if generator.device.type == "cuda" else 16)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "throughput.duckdb")
+        if args.products_file:
+            report = ingest_file(store, "products", args.products_file, skip_invalid=True)
+            source = f"{report.inserted} products imported from {args.products_file.name}"
+        else:
+            build_demo(store, seed=42, scale=max(0.05, (args.rsa_sets / 300) ** 2))
+            source = "the demo catalog"
+        with store.cursor() as cur:
+            ids = [r[0] for r in cur.execute("SELECT product_id FROM products ORDER BY product_id LIMIT ?", [args.rsa_sets]).fetchall()]
+        request = GenerationRequest(product_ids=tuple(ids), channel=spec.name, n=args.variants, seed=1, batch_size=per_call)
+        last = [0.0]
+
+        def progress(fraction: float, message: str) -> None:
+            if time.perf_counter() - last[0] > 15:
+                last[0] = time.perf_counter()
+                print(f"  {fraction:.0%} {message}", file=sys.stderr, flush=True)
+
+        started = time.perf_counter()
+        variants = generate_variants(store, engine_generate_fn(engine), request, progress)
+        seconds = time.perf_counter() - started
+        store.close()
+    products = {v.product_id for v in variants}
+    within = sum(not check_fields(v.fields, spec) for v in variants)
+    claims = sum(bool(v.unsupported_claims) for v in variants)
+    print()
+    print(f"product path: {spec.label}, {len(ids)} products from {source}, n={args.variants}, {per_call} products per "
+          f"request batch, at most {generator.max_batch_rows} sequences per model.generate")
+    print("| products with a set | variants | within limits | with an unsupported claim | wall (s) | in model.generate (s) "
+          "| model calls | rows generated | prompt tokens/s | generated tokens/s | sets/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {len(products)} of {len(ids)} | {len(variants)} | {within / max(1, len(variants)):.1%} | {claims / max(1, len(variants)):.1%} "
+          f"| {seconds:.1f} | {engine.generate_seconds:.1f} | {engine.calls} | {engine.rows} "
+          f"| {engine.prompt_tokens / max(engine.generate_seconds, 1e-9):,.0f} | {engine.completion_tokens / max(engine.generate_seconds, 1e-9):,.0f} "
+          f"| {len(products) / seconds:.2f} |", flush=True)
+    print(f"{'under' if seconds < 60 else 'over'} one minute for {len(ids)} products")
+    if args.sets_out:
+        with args.sets_out.open("w", encoding="utf-8") as out:
+            for v in variants:
+                out.write(json.dumps({"product_id": v.product_id, "channel": v.channel, "fields": v.fields,
+                                      "rank": v.scores.get("rank"), "overall": v.scores.get("overall"),
+                                      "unsupported_claims": v.unsupported_claims, "raw": v.params.get("raw")},
+                                     ensure_ascii=False, default=str) + "\n")
 
 
 if __name__ == "__main__":
