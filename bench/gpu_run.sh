@@ -31,16 +31,16 @@ fi
   $PY -c "import peft; print('peft', peft.__version__)"; } 2>&1 | tee -a "$OUT/summary.md"
 
 log "1. raw generation throughput (headline prompt), batch 1..512, and 1,000 products x 3 headlines"
-timeout 120 $PY bench/copy_throughput.py --device "$DEVICE" --batches "1,8,32,$(n 128),$(n 512)" --repeat 2 \
+timeout 120 $PY bench/copy_throughput.py --model "${MARKETLAB_MODEL:-HuggingFaceTB/SmolLM2-135M-Instruct}" --device "$DEVICE" --batches "1,8,32,$(n 128),$(n 512)" --repeat 2 \
     --catalog "$(n 1000)" --catalog-batch "$(n 128)" 2>"$OUT/throughput.err" | tee "$OUT/throughput.md"
 
 log "2. product path: Google RSA sets for 1,000 real Amazon products (generate_variants, few-shot prompt, gates, 3 rounds)"
-timeout 240 $PY bench/copy_throughput.py --device "$DEVICE" --batches 1 --repeat 1 --rsa-sets "$(n 1000)" \
+timeout 240 $PY bench/copy_throughput.py --model "${MARKETLAB_MODEL:-HuggingFaceTB/SmolLM2-135M-Instruct}" --device "$DEVICE" --batches 1 --repeat 1 --rsa-sets "$(n 1000)" \
     --products-file "$CATALOG" --request-batch "$(n 128)" --max-rows "$(n 1152)" --sets-out "$OUT/rsa_sets.jsonl" \
     2>"$OUT/rsa.err" | tee "$OUT/rsa.md"
 
 log "3. LoRA training (peft, r=16): step cost by shape, then 2 epochs on the accepted RSA sets"
-timeout 150 $PY bench/tune_speed.py --device "$DEVICE" --shapes "8x64,32x512,$(n 128)x768" --steps 10 \
+timeout 150 $PY bench/tune_speed.py --model "${MARKETLAB_MODEL:-HuggingFaceTB/SmolLM2-135M-Instruct}" --device "$DEVICE" --shapes "8x64,32x512,$(n 128)x768" --steps 10 \
     --sets "$OUT/rsa_sets.jsonl" --products-file "$CATALOG" --batch 32 --epochs 2 --out /tmp/adapter \
     2>"$OUT/tune.err" | tee "$OUT/tune.md"
 # The adapter comes back in bfloat16 (half the bytes; files over 16 MiB do not come back).
@@ -57,7 +57,7 @@ PY
 
 if [ "$SECONDS" -lt 420 ]; then
     log "4. product path, Meta ads, the same 1,000 products"
-    timeout $((500 - SECONDS)) $PY bench/copy_throughput.py --device "$DEVICE" --batches 1 --repeat 1 --rsa-sets "$(n 1000)" \
+    timeout $((500 - SECONDS)) $PY bench/copy_throughput.py --model "${MARKETLAB_MODEL:-HuggingFaceTB/SmolLM2-135M-Instruct}" --device "$DEVICE" --batches 1 --repeat 1 --rsa-sets "$(n 1000)" \
         --channel meta --products-file "$CATALOG" --request-batch "$(n 128)" --max-rows "$(n 1152)" \
         2>"$OUT/meta.err" | tee "$OUT/meta.md"
 fi
