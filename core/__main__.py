@@ -67,6 +67,17 @@ def cmd_demo(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def _totals_lines(report) -> str:  # noqa: ANN001 - IngestReport
+    """The file's totals beside what was stored, one line each, for the terminal."""
+    from core.ingest import totals_table
+
+    lines = [f"  {r['']:>32}: {r['Rows']:,} rows, {r['Users']:,} users, {r['Purchases']:,} purchases, "
+             f"{r['Returns']:,} returns, revenue {r['Revenue']:,.2f}" for r in totals_table(report.totals).to_dict("records")]
+    if "stored" in report.totals:
+        lines.append("  stored + not stored = the file" if report.reconciled else "  WARNING: stored + not stored differs from the file")
+    return "\n".join(lines)
+
+
 def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
     from core.ingest import InvalidRowsError, ingest_file
 
@@ -76,6 +87,7 @@ def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
             store, args.table, args.file,
             mapping=mapping, constants=_parse_constants(args.set), skip_invalid=args.skip_invalid,
             max_bytes=load_settings().max_upload_bytes, encoding=args.encoding, dry_run=args.dry_run,
+            drop_duplicates=args.drop_duplicates,
         )
     except InvalidRowsError as e:
         # The report still goes to stdout: a script can read every rejected line's reason.
@@ -85,6 +97,8 @@ def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
     verb = "Would import" if args.dry_run else "Imported"
     human = (f"{verb} {report.inserted + report.updated} of {report.rows} rows into {report.table} "
              f"({report.inserted} new, {report.updated} updated, {report.rejected} rejected).")
+    if report.totals:
+        human += "\n" + _totals_lines(report)
     for warning in report.warnings:
         human += f"\n  note: {warning}"
     for rejection in report.rejections[:10]:
@@ -245,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--skip-invalid", action="store_true", help="commit the valid rows even if some are rejected")
     ingest.add_argument("--encoding", default="auto", help="text encoding (default: detected)")
     ingest.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+    ingest.add_argument("--drop-duplicates", action="store_true",
+                        help="events: drop rows that repeat an earlier row exactly (kept by default: a repeat is usually a second purchase)")
     ingest.set_defaults(func=cmd_ingest)
 
     fun = sub.add_parser("funnel", parents=[common], help="count a conversion funnel (ClickHouse windowFunnel semantics)")

@@ -80,9 +80,16 @@ CONTRACTS: dict[str, TableContract] = {
             Field("variant_id", "id", False, "Copy variant shown (joins copy_variants)", ("variant_id", "variant", "ad_variant", "creative_id")),
             Field("device", "text", False, "mobile, desktop, tablet…", ("device", "device_type", "platform")),
             Field("source", "text", False, "Traffic source", ("source", "utm_source", "traffic_source", "medium", "channel")),
-            Field("revenue", "number", False, "Order value on purchase events", ("revenue", "value", "transaction_revenue", "order_value", "amount")),
+            Field("order_id", "id", False, "Order or invoice the row belongs to", ("order_id", "orderid", "invoiceno", "invoice_no", "invoice", "order_number", "transaction_id")),
+            Field("quantity", "number", False, "Units on the row; negative for a return", ("quantity", "qty", "units", "quantity_ordered")),
+            Field("unit_price", "number", False, "Price per unit: revenue is quantity × unit price when the file has no revenue column",
+                  ("unit_price", "unitprice", "item_price", "price_each")),
+            Field("revenue", "number", False, "Order value on purchase events", ("revenue", "value", "transaction_revenue", "order_value", "amount", "sales")),
         ),
-        key=("user_id", "ts", "event_name", "product_id"),
+        # Each row of a file is one event: two purchases can share user, time, name and product.
+        # The key is the row's own identity (its whole content and which repeat of it it is),
+        # so re-uploading a file replaces its rows and never merges two real ones.
+        key=("row_key",),
         has_attributes=False,
         key_from_content=True,
     ),

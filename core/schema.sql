@@ -118,3 +118,12 @@ CREATE TABLE IF NOT EXISTS funnel_events (
     campaign VARCHAR, variant_id VARCHAR, device VARCHAR, source VARCHAR, revenue DOUBLE
 );
 CREATE TABLE IF NOT EXISTS funnel_index_state (fingerprint VARCHAR NOT NULL, built_at TIMESTAMP NOT NULL, events BIGINT NOT NULL);
+
+-- migration: 3
+-- Order logs (issue 12): an order export's rows are separate purchases even when they share user,
+-- time and product, so events keep one row per source row. row_key is that row's identity (a hash
+-- of the whole source row and its repeat number in the file): re-uploading a file replaces its
+-- rows by row_key. Rows loaded before this migration have none and are matched the old way once.
+ALTER TABLE events ADD COLUMN order_id VARCHAR;
+ALTER TABLE events ADD COLUMN quantity DOUBLE;
+ALTER TABLE events ADD COLUMN row_key VARCHAR;

@@ -1,6 +1,6 @@
 """Uploaded bytes -> a table of raw cells, or one clear reason why not.
 
-Formats: CSV/TSV (any delimiter of , ; tab |), Excel .xlsx, JSON (array of objects), JSON
+Formats: CSV/TSV (any delimiter of , ; tab |, or space-aligned columns), Excel .xlsx, JSON (array of objects), JSON
 Lines and Parquet. Text files are decoded by BOM, then strict UTF-8, then a detector limited
 to the legacy encodings marketers' exports actually use; a UTF-8 file with broken bytes is
 refused with the line of the first bad byte rather than silently mangled.
@@ -23,6 +23,10 @@ import pandas as pd
 from charset_normalizer import from_bytes
 
 from core.errors import UploadError
+
+# A description cell can be a whole web page; the csv module's default cap (128 KB) is not a limit
+# an export respects. The upload size limit bounds the file anyway.
+csv.field_size_limit(2**31 - 1)
 
 FORMATS = ("csv", "tsv", "xlsx", "json", "jsonl", "parquet")
 EXTENSIONS = {
@@ -56,6 +60,13 @@ class RawTable:
     encoding: str | None = None
     delimiter: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Records whose field count differs from the header's: (line, reason, the record as read).
+    # Never part of ``frame``: a shifted row must not be read as if its columns were right.
+    ragged: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def rows_in_file(self) -> int:
+        return len(self.frame) + len(self.ragged)
 
     @property
     def columns(self) -> list[str]:
@@ -108,7 +119,7 @@ def read_upload(name: str, data: bytes, *, max_bytes: int | None = None, encodin
         raw = _read_parquet(file_name, data)
     raw.sha256 = sha
     raw.frame.columns = _clean_headers(list(raw.frame.columns))
-    if raw.frame.empty:
+    if raw.frame.empty and not raw.ragged:
         raise UploadError(f"{file_name} has a header but no data rows.", title="No rows to import")
     return raw
 
@@ -196,57 +207,101 @@ def _looks_binary(text: str) -> bool:
     return control > max(8, len(sample) // 100) or "\ufffd" * 4 in sample
 
 
+WHITESPACE = " "  # the delimiter recorded for space-aligned text (runs of spaces or tabs)
+REPORTED_LINES = 5  # line numbers quoted in one message before "and N more"
+
+
 def _sniff_delimiter(text: str, fmt: str) -> str:
     if fmt == "tsv":
         return "\t"
     # The header line decides: csv.Sniffer is easily misled by commas inside quoted text
     # (descriptions), while a header's separators are almost never quoted.
-    first_line = text.split("\n", 1)[0]
+    first_line = text.lstrip("\r\n").split("\n", 1)[0]
     counts = {d: first_line.count(d) for d in DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > 0 else ","
+    if counts[best] > 0:
+        return best
+    # No delimiter in the header: a space-aligned report (CDNOW as published) when the header
+    # and the first data lines split on whitespace into the same number of fields.
+    lines = [ln for ln in text.splitlines()[:6] if ln.strip()]
+    widths = {len(ln.split()) for ln in lines}
+    if len(lines) > 1 and len(widths) == 1 and widths.pop() > 1:
+        return WHITESPACE
+    return ","
+
+
+def line_list(lines: list[int]) -> str:
+    """'3, 7 and 9' or '3, 7, 9, 12, 15 and 2,041 more': a message names a few lines, not thousands."""
+    shown = ", ".join(str(n) for n in lines[:REPORTED_LINES])
+    rest = len(lines) - REPORTED_LINES
+    if rest > 0:
+        return f"{shown} and {rest:,} more"
+    if len(lines) > 1:
+        return f"{', '.join(str(n) for n in lines[:-1])} and {lines[-1]}"
+    return shown
+
+
+def _records(file_name: str, text: str, delimiter: str) -> list[tuple[int, list[str]]]:
+    """(line where the record starts, its fields) for every non-blank record, header first.
+
+    The csv module, not pandas, splits the file: pandas silently turns the first column into an
+    index when a row has one field more than the header, shifting every column of the file, and
+    pads short rows. Here each record keeps its own width, so ragged rows can be refused by line.
+    """
+    if delimiter == WHITESPACE:
+        return [(n, ln.split()) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', doublequote=True)
+    out: list[tuple[int, list[str]]] = []
+    start = 1
+    try:
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                out.append((start, record))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise UploadError(f"{file_name} could not be read as text columns: line {start}: {e}.", title="Malformed file") from e
+    return out
 
 
 def _read_delimited(file_name: str, data: bytes, fmt: str, encoding: str) -> RawTable:
     text, enc = _decode(file_name, data, encoding)
     delimiter = _sniff_delimiter(text, fmt)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, na_filter=False,
-            skip_blank_lines=False, engine="c", quotechar='"', doublequote=True,
-        )
-    except pd.errors.EmptyDataError as e:
-        raise UploadError(f"{file_name} has no header row.", title="Empty file") from e
-    except (pd.errors.ParserError, ValueError) as e:
-        raise UploadError(f"{file_name} could not be read as {fmt.upper()}: {_malformed_reason(text, delimiter, e)}", title="Malformed file") from e
-    # Line where each record starts: header is line 1; quoted newlines push later rows down.
-    if text.count("\n") - text.endswith("\n") <= len(frame):  # no newline inside a quoted cell
-        lines = list(range(2, len(frame) + 2))
-    else:
-        newlines_inside = frame.apply(lambda col: col.str.count("\n")).sum(axis=1)
-        lines = (2 + pd.RangeIndex(len(frame)) + newlines_inside.cumsum().shift(fill_value=0)).astype(int).tolist()
-    blank = (frame == "").all(axis=1)
-    frame = frame.loc[~blank].reset_index(drop=True)
-    lines = [ln for ln, is_blank in zip(lines, blank) if not is_blank]
+    records = _records(file_name, text, delimiter)
+    if not records:
+        raise UploadError(f"{file_name} has no header row.", title="Empty file")
+    (_, header), body = records[0], records[1:]
+    width = len(header)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    ragged: list[tuple[int, str, str]] = []
+    for line, record in body:
+        if len(record) > width and not any(cell.strip() for cell in record[width:]):
+            record = record[:width]  # trailing delimiters ("a,b,c,") add only empty fields
+        if len(record) == width:
+            rows.append(record)
+            lines.append(line)
+            continue
+        hint = (" — is there an unquoted comma?" if delimiter == "," else f" — is there an unquoted {_delimiter_name(delimiter)} in a value?") \
+            if len(record) > width else " — are values missing at the end of the line?"
+        ragged.append((line, f"line {line} has {len(record)} fields, the header has {width}{hint}",
+                       _delimiter_text(delimiter).join(record)[:500]))
+    warnings = []
+    if delimiter == WHITESPACE:
+        warnings.append("Read as space-aligned columns (no comma, semicolon, tab or | in the header).")
+    elif width == 1 and len(header[0].split()) > 1:
+        warnings.append(f"The file was read as one column named {header[0][:60]!r}: its header has no comma, semicolon, "
+                        "tab or |. If the columns are separated by something else, export the file as CSV.")
+    frame = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
     frame = frame.replace({"": None})
-    return RawTable(file_name, fmt, frame, lines, "", encoding=enc, delimiter=delimiter)
+    return RawTable(file_name, fmt, frame, lines, "", encoding=enc, delimiter=delimiter, warnings=warnings, ragged=ragged)
 
 
-def _malformed_reason(text: str, delimiter: str, error: Exception) -> str:
-    """Where the file breaks, by file line. pandas counts records, which is wrong after a
-    quoted newline; the csv module knows the physical line each record starts on."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"', doublequote=True)
-    try:
-        header = next(reader)
-        start = reader.line_num + 1
-        for record in reader:
-            if len(record) > len(header):
-                return (f"line {start} has {len(record)} fields but the header has {len(header)}. "
-                        "Is a value containing the delimiter missing its quotes?")
-            start = reader.line_num + 1
-    except csv.Error:
-        pass
-    return str(error).strip()
+def _delimiter_name(delimiter: str) -> str:
+    return {";": "semicolon", "\t": "tab", "|": "|", WHITESPACE: "space"}.get(delimiter, repr(delimiter))
+
+
+def _delimiter_text(delimiter: str) -> str:
+    return "  " if delimiter == WHITESPACE else delimiter
 
 
 def _read_xlsx(file_name: str, data: bytes, max_bytes: int | None) -> RawTable:

@@ -16,7 +16,7 @@ from core.config import load_settings
 from core.contracts import contract, suggest_mapping
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
-from core.ingest import IngestPlan, IngestReport, commit, prepare
+from core.ingest import IngestPlan, IngestReport, commit, prepare, totals_table
 from core.overview import event_span
 from core.store import Store
 from core.upload_reader import ENCODING_CHOICES, RawTable, read_upload
@@ -137,8 +137,8 @@ def safe_figure(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def _plan_key(raw: RawTable, table: str, mapping: dict[str, str], constants: dict[str, str]) -> tuple:
-    return (table, raw.sha256, raw.encoding, tuple(sorted(mapping.items())), tuple(sorted(constants.items())))
+def _plan_key(raw: RawTable, table: str, mapping: dict[str, str], constants: dict[str, str], drop: bool) -> tuple:
+    return (table, raw.sha256, raw.encoding, tuple(sorted(mapping.items())), tuple(sorted(constants.items())), drop)
 
 
 def _read(name: str, data: bytes, encoding: str) -> RawTable:
@@ -172,6 +172,11 @@ def mapping_editor(raw: RawTable, table: str, suggested: dict[str, str], key: st
     return mapping, {k: v for k, v in constants.items() if v}
 
 
+def show_totals(totals: dict[str, dict[str, float]]) -> None:
+    st.dataframe(totals_table(totals), hide_index=True, width="content",
+                 column_config={"Revenue": st.column_config.NumberColumn(format="%.2f")})
+
+
 def report_metrics(inserted: int, updated: int, rejected: int) -> None:
     a, b, c = st.columns(3)
     a.metric("New rows", f"{inserted:,}")
@@ -181,6 +186,9 @@ def report_metrics(inserted: int, updated: int, rejected: int) -> None:
 
 def _show_plan(plan: IngestPlan, key: str) -> None:
     report_metrics(plan.inserted, plan.updated, len(plan.rejected))
+    if plan.totals:
+        st.caption("What the file holds, and what will not be stored (rejected or dropped rows):")
+        show_totals(plan.totals)
     for warning in [*plan.raw.warnings, *plan.warnings]:
         st.info(warning)
     rows = plan.rows()
@@ -234,6 +242,12 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
         st.success(f"Imported {count(report.inserted + report.updated, 'row')} into {table}: "
                    f"{report.inserted:,} new, {report.updated:,} updated"
                    + (f", {count(report.rejected, 'invalid row')} skipped." if report.rejected else "."))
+        if report.totals:
+            show_totals(report.totals)
+            if report.reconciled:
+                st.caption("Stored plus not stored equals the file: every row, purchase and cent is accounted for.")
+            else:
+                st.error("Stored plus not stored differs from the file. Please report this file: nothing should go missing.")
         return report
 
     with st.expander(f"Preview: the first {PREVIEW_ROWS} rows as read", expanded=True):
@@ -242,12 +256,13 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
     st.markdown("**Column mapping** — where each column of the file goes")
     mapping, constants = mapping_editor(raw, table, suggest_mapping(raw.frame, table), key)
     plans = st.session_state.setdefault("_plan_cache", {})
-    plan_key = _plan_key(raw, table, mapping, constants)
+    drop = bool(st.session_state.get(f"{key}_drop_duplicates"))
+    plan_key = _plan_key(raw, table, mapping, constants, drop)
     if plan_key not in plans:
         plans.clear()
         try:
             with st.spinner(f"Checking {len(raw.frame):,} rows…"):
-                plans[plan_key] = prepare(store, raw, table, mapping, constants)
+                plans[plan_key] = prepare(store, raw, table, mapping, constants, drop_duplicates=drop)
         except MarketLabError as e:
             show_error(e)
             return None
@@ -255,6 +270,10 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
 
     st.markdown("**What will happen**")
     _show_plan(plan, key)
+    if plan.duplicates:
+        st.checkbox(f"Drop the {count(plan.duplicates, 'row')} that repeat an earlier row exactly", key=f"{key}_drop_duplicates",
+                    help="Kept by default: in an order log a repeated line is usually a second purchase. "
+                         "Drop them if your system records some events twice.")
     skip_invalid = False
     if len(plan.rejected):
         skip_invalid = st.checkbox(

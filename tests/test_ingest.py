@@ -83,7 +83,8 @@ BAD_FILES = {
     "undecodable-utf8": ("catalog.csv", "product_id,title\nP9,Café\nP10,Cr\xe8me\n".encode("utf-8").replace(b"\xc3\xa8", b"\xe8"), "Undecodable text", "line 3"),
     "header-only": ("catalog.csv", b"product_id,title,price\n", "No rows to import", "header but no data rows"),
     "xlsx-renamed-csv": ("catalog.csv", XLSX.getvalue(), "Unexpected file type", "not CSV text"),
-    "ragged-row": ("catalog.csv", b"product_id,title\nP9,Tent\nP10,Hat,extra\n", "Malformed file", "line 3 has 3 fields"),
+    "ragged-row": ("catalog.csv", b"product_id,title\nP9,Tent\nP10,Hat,extra\n", "Nothing was imported",
+                   "(first: line 3 has 3 fields, the header has 2 — is there an unquoted comma?)"),
     "bad-json-line": ("catalog.jsonl", b'{"product_id": "P9", "title": "Tent"}\n{"product_id": P10}\n', "Malformed JSON Lines", "line 2"),
 }
 
@@ -136,14 +137,14 @@ def test_events_file_without_a_timestamp_says_which_field_is_missing(tmp_store):
 def test_duplicate_ids_in_one_file_reject_both_rows_citing_both_lines(catalog_store):
     reasons = rejected_with(catalog_store, "products", b"product_id,title\nP9,Tent\nP10,Hat\nP9,Tent v2\n")
     assert reasons == {
-        2: "duplicate product_id 'P9' in this file (lines 2, 4)",
-        4: "duplicate product_id 'P9' in this file (lines 2, 4)",
+        2: "duplicate product_id 'P9' in this file (lines 2 and 4)",
+        4: "duplicate product_id 'P9' in this file (lines 2 and 4)",
     }
 
 
 def test_duplicate_review_ids_in_one_file_are_rejected_not_merged(tmp_store):
     reasons = rejected_with(tmp_store, "reviews", b"review_id,rating,text\nR1,5,Great\nR2,4,Fine\nR1,1,Broke\n")
-    assert reasons == {2: "duplicate review_id 'R1' in this file (lines 2, 4)", 4: "duplicate review_id 'R1' in this file (lines 2, 4)"}
+    assert reasons == {2: "duplicate review_id 'R1' in this file (lines 2 and 4)", 4: "duplicate review_id 'R1' in this file (lines 2 and 4)"}
 
 
 def test_duplicate_user_ids_in_one_file_are_rejected(tmp_store):
@@ -370,12 +371,87 @@ def test_reupload_with_changed_values_updates_the_stored_rows(catalog_store):
     assert rows(catalog_store, "SELECT title, price FROM products WHERE product_id = 'P1'") == [("Summit Bottle 750", 19.99)]
 
 
-def test_repeated_event_lines_are_merged_and_counted_in_the_file_rows(tmp_store):
+def test_exact_repeats_are_kept_as_separate_events_and_reported(tmp_store):
     data = EVENTS_CSV + b"U1,2026-10-01 10:00:00,view,P1\n"
     report = upload(tmp_store, "events", data)
-    assert (report.rows, report.inserted) == (4, 3)
-    assert any("1 row(s) repeated" in w for w in report.warnings)
-    assert rows(tmp_store, "SELECT rows_in_file, inserted FROM ingest_log") == [(4, 3)]
+    assert (report.rows, report.inserted, report.duplicates) == (4, 4, 1)
+    assert any("1 row(s) repeat an earlier row of the file exactly (lines 5)" in w for w in report.warnings)
+    assert rows(tmp_store, "SELECT rows_in_file, inserted FROM ingest_log") == [(4, 4)]
+    assert tmp_store.count("events") == 4
+
+
+def test_exact_repeats_are_dropped_only_when_asked(tmp_store, tmp_path):
+    data = EVENTS_CSV + b"U1,2026-10-01 10:00:00,view,P1\n"
+    report = ingest_file(tmp_store, "events", write(tmp_path, "log.csv", data), drop_duplicates=True)
+    assert (report.rows, report.inserted, report.dropped_duplicates) == (4, 3, 1)
+    assert report.totals["not_stored"]["rows"] == 1 and report.reconciled
+    assert tmp_store.count("events") == 3
+
+
+def order_log(seed: int = 7, customers: int = 40, orders: int = 400) -> bytes:
+    """An order export as shops write it: same-day repeat purchases of one product at other prices."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lines = ["customer,date,product,amount"]
+    for _ in range(orders):
+        customer, day = f"C{rng.integers(customers):03d}", f"2026-03-{rng.integers(1, 4):02d}"
+        amount = f"{rng.integers(100, 9999) / 100:.2f}"
+        lines.append(f"{customer},{day},P{rng.integers(3)},{amount}")
+    lines.append("C001,2026-03-01,P1,12.00")
+    lines.append("C001,2026-03-01,P1,77.00")  # the CDNOW case: $12 and $77 on one day, both real
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_same_day_repeat_purchases_all_land_and_revenue_matches_the_file_to_the_cent(tmp_store):
+    data = order_log()
+    file = pd.read_csv(io.BytesIO(data))
+    assert file.duplicated(["customer", "date", "product"]).sum() > 100  # what the old natural key merged
+    mapping = {"customer": "user_id", "date": "ts", "product": "product_id", "amount": "revenue"}
+    report = upload(tmp_store, "events", data, mapping=mapping, constants={"event_name": "purchase"})
+    stored = rows(tmp_store, "SELECT count(*), count(DISTINCT user_id), sum(revenue) FROM events")[0]
+    assert stored[:2] == (len(file), file["customer"].nunique())
+    assert round(stored[2], 2) == round(file["amount"].sum(), 2) == report.totals["file"]["revenue"] == report.totals["stored"]["revenue"]
+    assert report.totals["stored"]["purchases"] == len(file) and report.reconciled
+    assert sorted(r[0] for r in rows(tmp_store, "SELECT revenue FROM events WHERE user_id = 'C001' AND ts = '2026-03-01' "
+                                              "AND product_id = 'P1' AND revenue IN (12, 77)")) == [12.0, 77.0]
+
+    again = upload(tmp_store, "events", data, mapping=mapping, constants={"event_name": "purchase"})
+    assert (again.inserted, again.updated) == (0, len(file))
+    assert tmp_store.count("events") == len(file)
+
+
+def test_order_lines_get_revenue_from_quantity_and_unit_price_and_returns_are_not_purchases(tmp_store):
+    data = (b"InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
+            b"536365,85123A,6,2010-12-01 08:26:00,2.55,17850.0\n"
+            b"536365,71053,6,2010-12-01 08:26:00,3.39,17850.0\n"
+            b"C536379,85123A,-1,2010-12-01 09:41:00,2.55,17850.0\n")
+    report = upload(tmp_store, "events", data, mapping={"StockCode": "product_id"}, constants={"event_name": "purchase"})
+    assert rows(tmp_store, "SELECT order_id, event_name, quantity, round(revenue, 2) FROM events ORDER BY ts, product_id") == [
+        ("536365", "purchase", 6.0, 20.34), ("536365", "purchase", 6.0, 15.3), ("C536379", "return", -1.0, -2.55)]
+    assert report.totals["stored"] == {"rows": 3, "users": 1, "purchases": 2, "returns": 1, "revenue": 33.09}
+    assert any("Revenue computed as quantity × unit price for 3 row(s)" in w for w in report.warnings)
+    assert any("stored as 'return' events" in w for w in report.warnings)
+
+
+def test_rejected_rows_are_exactly_the_difference_between_file_and_stored_totals(tmp_store):
+    data = (b"user_id,ts,event_name,revenue\nU1,2026-10-01,purchase,10.10\nU2,not a date,purchase,5.05\n"
+            b"U3,2026-10-02,purchase,1,2\nU4,2026-10-03,purchase,2.50\n")
+    report = upload(tmp_store, "events", data, skip_invalid=True)
+    assert report.totals["file"]["rows"] == 4 and report.totals["stored"]["rows"] == 2
+    assert report.totals["not_stored"] == {"rows": 2, "users": 1, "purchases": 1, "returns": 0, "revenue": 5.05}
+    assert report.totals["stored"]["revenue"] == 12.6 and report.reconciled
+    assert [r["line"] for r in report.rejections] == [3, 4]
+    assert report.rejections[1]["reason"] == "line 4 has 5 fields, the header has 4 — is there an unquoted comma?"
+
+
+def test_events_stored_before_row_keys_are_replaced_once_by_their_file(tmp_store):
+    with tmp_store.cursor() as cur:  # as an older version stored it: no row_key
+        cur.execute("INSERT INTO events (user_id, ts, event_name, product_id) VALUES ('U1', '2026-10-01 10:00:00', 'view', 'P1')")
+    first = upload(tmp_store, "events", EVENTS_CSV)
+    assert (first.inserted, first.updated) == (2, 1) and tmp_store.count("events") == 3
+    second = upload(tmp_store, "events", EVENTS_CSV)
+    assert (second.inserted, second.updated) == (0, 3) and tmp_store.count("events") == 3
 
 
 # ---------------------------------------------------------------- formats

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pandas as pd
 import pytest
 
 from core.ingest import commit, ingest_file, prepare
@@ -76,24 +77,37 @@ def test_womens_clothing_reviews_keep_empty_texts_and_ignore_the_index_column(tm
 
 
 @pytest.mark.slow
-def test_uci_online_retail_as_purchase_events_rejects_guest_rows(tmp_store):
+def test_uci_online_retail_stores_every_invoice_line_and_its_revenue_to_the_cent(tmp_store):
     path = real_file("uci_online_retail", "online_retail_customers_sample40.csv")
     raw = read_upload(path.name, path.read_bytes())
-    plan = prepare(tmp_store, raw, "events", {"InvoiceNo": "session_id", "StockCode": "product_id"}, {"event_name": "purchase"})
-    assert plan.mapping["CustomerID"] == "user_id" and plan.mapping["InvoiceDate"] == "ts"
+    plan = prepare(tmp_store, raw, "events", {"StockCode": "product_id"}, {"event_name": "purchase"})
+    assert {k: plan.mapping[k] for k in ("CustomerID", "InvoiceDate", "InvoiceNo", "Quantity", "UnitPrice")} == {
+        "CustomerID": "user_id", "InvoiceDate": "ts", "InvoiceNo": "order_id", "Quantity": "quantity", "UnitPrice": "unit_price"}
     # Guest checkouts have no CustomerID: the only reason anything is refused.
     assert plan.rejected["reason"].unique().tolist() == ["user_id is empty"]
     assert len(plan.rejected) == 53560
-    # An item listed twice on one invoice has the same user, time and product: one event.
-    assert any("3945 row(s) repeated" in w for w in plan.warnings)
-    assert len(plan.valid) == 158190
+    # An item listed twice on one invoice is kept: nothing is merged unless the user asks.
+    assert len(plan.valid) == 215695 - 53560
 
     report = commit(tmp_store, plan, skip_invalid=True)
-    assert (report.rows, report.inserted, report.rejected) == (215695, 158190, 53560)
-    assert rows(tmp_store, "SELECT count(*), count(DISTINCT user_id), min(ts), max(ts) FROM events") == [
-        (158190, 1794, datetime(2010, 12, 1, 8, 26), datetime(2011, 12, 9, 12, 50))
-    ]
-    # "17850.0" as the spreadsheet left it is the customer 17850.
+    assert report.reconciled
+    # Independent check: pandas on the file itself.
+    file = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str})
+    file["revenue"] = file["Quantity"] * file["UnitPrice"]
+    customers = file[file["CustomerID"].notna()]
+    stored = rows(tmp_store, "SELECT count(*), count(DISTINCT user_id), sum(revenue), "
+                             "count(*) FILTER (WHERE event_name = 'purchase'), count(*) FILTER (WHERE event_name = 'return') FROM events")[0]
+    assert stored[:2] == (len(customers), customers["CustomerID"].nunique())
+    assert round(stored[2], 2) == round(customers["revenue"].sum(), 2) == report.totals["stored"]["revenue"]
+    assert round(file["revenue"].sum(), 2) == report.totals["file"]["revenue"]
+    # Cancellations ("C…" invoices, negative quantities) are kept as returns, never purchases.
+    cancelled = customers["Quantity"] < 0
+    assert stored[3:] == (int((~cancelled).sum()), int(cancelled.sum()))
+    assert customers.loc[cancelled, "InvoiceNo"].str.startswith("C").all()
     assert rows(tmp_store, "SELECT count(*) FROM events WHERE user_id LIKE '%.%'") == [(0,)]
-    assert rows(tmp_store, "SELECT DISTINCT event_name FROM events") == [("purchase",)]
-    assert rows(tmp_store, "SELECT session_id, product_id FROM events WHERE user_id = '17850' ORDER BY ts, product_id LIMIT 1") == [("536365", "21730")]
+    assert rows(tmp_store, "SELECT order_id, product_id, quantity FROM events WHERE user_id = '17850' ORDER BY ts, product_id LIMIT 1") == [
+        ("536365", "21730", 6.0)]
+
+    again = commit(tmp_store, prepare(tmp_store, raw, "events", {"StockCode": "product_id"}, {"event_name": "purchase"}), skip_invalid=True)
+    assert (again.inserted, again.updated) == (0, len(customers))
+    assert rows(tmp_store, "SELECT count(*) FROM events") == [(len(customers),)]

@@ -112,6 +112,36 @@ def test_event_log_upload_through_the_import_page(db_path: Path) -> None:
     assert count_rows(at, "events") == 8
 
 
+def _totals(at: AppTest):
+    """The import's totals table (file / stored / not stored), by its label column."""
+    return next(d.value for d in at.dataframe if "Revenue" in d.value.columns).set_index("")
+
+
+def test_order_log_upload_states_its_totals_and_drops_exact_repeats_only_when_asked(db_path: Path) -> None:
+    at = open_app("pages/data_import.py")
+    orders = (b"customer,date,product,amount\nC1,2026-03-01,P1,12.00\nC1,2026-03-01,P1,77.00\n"
+              b"C2,2026-03-02,P2,5.50\nC2,2026-03-02,P2,5.50\n")
+    _upload(at, "import_events_upload", "orders.csv", orders)
+    at.selectbox(key="import_events_map_customer").set_value("user_id")
+    at.selectbox(key="import_events_map_date").set_value("ts")
+    at.selectbox(key="import_events_map_product").set_value("product_id")
+    at.selectbox(key="import_events_map_amount").set_value("revenue").run()
+    at.text_input(key="import_events_const_event_name").set_value("purchase").run()
+    assert {m.label: m.value for m in at.metric}["New rows"] == "4"  # $12 and $77 on one day: two purchases
+    file_totals = _totals(at).loc["In the file"]
+    assert (file_totals["Rows"], file_totals["Purchases"], file_totals["Revenue"]) == (4, 4, 100.0)
+    assert any("1 row(s) repeat an earlier row of the file exactly (lines 5)" in i.value for i in at.info)
+
+    at.checkbox(key="import_events_drop_duplicates").check().run()
+    assert {m.label: m.value for m in at.metric}["New rows"] == "3"
+    at.button(key="import_events_commit").click().run()
+    assert any("3 new" in s.value for s in at.success)
+    totals = _totals(at)
+    assert totals.loc["Stored", "Revenue"] == 94.5 and totals.loc["Not stored (rejected or dropped)", "Rows"] == 1
+    assert any("every row, purchase and cent is accounted for" in c.value for c in at.caption)
+    assert count_rows(at, "events") == 6 + 3
+
+
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from core.sample_data import build_demo

@@ -183,11 +183,49 @@ def test_cells_stay_text_and_empty_cells_become_none():
     assert records(raw) == [{"id": "17850.0", "price": "$12.50", "note": None}]
 
 
-def test_row_with_too_many_fields_is_reported_at_its_file_line():
+def test_row_with_too_many_fields_is_set_aside_at_its_file_line():
     # The bad row starts on line 4: the quoted newline in line 2 must not shift the count.
-    error = refused("data.csv", b'a,b\n1,"x\ny"\n2,3,4\n')
-    assert error.title == "Malformed file"
-    assert "line 4 has 3 fields but the header has 2" in error.msg
+    raw = read_upload("data.csv", b'a,b\n1,"x\ny"\n2,3,4\n5,6\n')
+    assert records(raw) == [{"a": "1", "b": "x\ny"}, {"a": "5", "b": "6"}]
+    assert raw.lines == [2, 5]
+    assert [(line, reason) for line, reason, _ in raw.ragged] == [
+        (4, "line 4 has 3 fields, the header has 2 — is there an unquoted comma?")]
+    assert raw.rows_in_file == 3
+
+
+def test_an_unquoted_comma_never_shifts_columns():
+    # pandas made the first column an index when the first data row had one field too many.
+    raw = read_upload("catalog.csv", b"product_id,title,price\nP1,Trail bottle, 750 ml,12.50\nP2,Cap,9.00\n")
+    assert records(raw) == [{"product_id": "P2", "title": "Cap", "price": "9.00"}]
+    assert raw.ragged[0][:2] == (2, "line 2 has 4 fields, the header has 3 — is there an unquoted comma?")
+    assert raw.ragged[0][2] == "P1,Trail bottle, 750 ml,12.50"
+
+
+def test_short_rows_are_refused_not_padded():
+    raw = read_upload("data.csv", b"a,b,c\n1,2,3\n4,5\n")
+    assert records(raw) == [{"a": "1", "b": "2", "c": "3"}]
+    assert raw.ragged[0][1] == "line 3 has 2 fields, the header has 3 — are values missing at the end of the line?"
+
+
+def test_trailing_delimiters_are_not_ragged():
+    raw = read_upload("data.csv", b"a,b\n1,2,\n3,4,,\n")
+    assert records(raw) == [{"a": "1", "b": "2"}, {"a": "3", "b": "4"}] and not raw.ragged
+
+
+def test_space_aligned_report_is_read_by_columns():
+    # CDNOW as published: a header, then columns padded with spaces.
+    text = b"customer_id   date      quantity   amount\n   00001  19970101    1   11.77\n   00002  19970112    5   77.00\n"
+    raw = read_upload("cdnow.txt", text)
+    assert raw.columns == ["customer_id", "date", "quantity", "amount"]
+    assert records(raw)[1] == {"customer_id": "00002", "date": "19970112", "quantity": "5", "amount": "77.00"}
+    assert raw.delimiter == " " and "space-aligned" in raw.warnings[0]
+
+
+def test_one_column_file_says_its_delimiter_was_not_found():
+    raw = read_upload("odd.csv", b"user_id:date:amount\nu1:2024-01-01:3\n")
+    assert raw.columns == ["user_id:date:amount"] and not raw.warnings
+    raw = read_upload("odd.csv", b"user id date amount\nu1 2024-01-01\n")
+    assert "read as one column" in raw.warnings[0]
 
 
 def test_headers_are_cleaned_blank_and_index_columns_named():
