@@ -87,7 +87,7 @@ def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
             store, args.table, args.file,
             mapping=mapping, constants=_parse_constants(args.set), skip_invalid=args.skip_invalid,
             max_bytes=load_settings().max_upload_bytes, encoding=args.encoding, dry_run=args.dry_run,
-            drop_duplicates=args.drop_duplicates,
+            drop_duplicates=args.drop_duplicates, unreadable_price=args.unreadable_price,
         )
     except InvalidRowsError as e:
         # The report still goes to stdout: a script can read every rejected line's reason.
@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--skip-invalid", action="store_true", help="commit the valid rows even if some are rejected")
     ingest.add_argument("--encoding", default="auto", help="text encoding (default: detected)")
     ingest.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+    ingest.add_argument("--unreadable-price", choices=["reject", "lowest", "none"], default="reject",
+                        help="products, a price that is not one number: refuse the row (reject, the default); take the lowest "
+                             "price of a range and import the others without a price (lowest); import without a price (none)")
     ingest.add_argument("--drop-duplicates", action="store_true",
                         help="events: drop rows that repeat an earlier row exactly (kept by default: a repeat is usually a second purchase)")
     ingest.set_defaults(func=cmd_ingest)

@@ -203,9 +203,11 @@ def check_mapping(mapping: dict[str, str], table: str, constants: dict[str, str]
         raise MappingError(f"{both[0]!r} has both a column ({used[both[0]][0]!r}) and a fixed value; keep one.")
     missing = [f.name for f in spec.fields if f.required and f.name not in used and not constants.get(f.name)]
     if missing:
+        # The hint is about the field that is missing: only an event log lacks a column it can be given.
+        hint = (", or give a fixed value (a file of orders has no event column: every row is a purchase)"
+                if "event_name" in missing else "")
         raise MappingError(
             f"No column is mapped to required field(s) {', '.join(map(repr, missing))} of {table}. "
-            f"Map a column of the file to {'it' if len(missing) == 1 else 'them'}, or give a fixed value "
-            f"(a file of orders has no event column: every row is a purchase).",
+            f"Map a column of the file to {'it' if len(missing) == 1 else 'them'}{hint}.",
             title="Missing required column",
         )

@@ -16,7 +16,7 @@ from core.config import load_settings
 from core.contracts import contract, suggest_mapping
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
-from core.ingest import IngestPlan, IngestReport, commit, prepare, totals_table
+from core.ingest import PRICE_POLICY_LABELS, IngestPlan, IngestReport, commit, prepare, totals_table
 from core.overview import event_span
 from core.store import Store
 from core.upload_reader import ENCODING_CHOICES, RawTable, read_upload
@@ -137,8 +137,8 @@ def safe_figure(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def _plan_key(raw: RawTable, table: str, mapping: dict[str, str], constants: dict[str, str], drop: bool) -> tuple:
-    return (table, raw.sha256, raw.encoding, tuple(sorted(mapping.items())), tuple(sorted(constants.items())), drop)
+def _plan_key(raw: RawTable, table: str, mapping: dict[str, str], constants: dict[str, str], *options: object) -> tuple:
+    return (table, raw.sha256, raw.encoding, tuple(sorted(mapping.items())), tuple(sorted(constants.items())), options)
 
 
 def _read(name: str, data: bytes, encoding: str) -> RawTable:
@@ -257,12 +257,13 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
     mapping, constants = mapping_editor(raw, table, suggest_mapping(raw.frame, table), key)
     plans = st.session_state.setdefault("_plan_cache", {})
     drop = bool(st.session_state.get(f"{key}_drop_duplicates"))
-    plan_key = _plan_key(raw, table, mapping, constants, drop)
+    price_policy = st.session_state.get(f"{key}_price_policy", "reject")
+    plan_key = _plan_key(raw, table, mapping, constants, drop, price_policy)
     if plan_key not in plans:
         plans.clear()
         try:
             with st.spinner(f"Checking {len(raw.frame):,} rows…"):
-                plans[plan_key] = prepare(store, raw, table, mapping, constants, drop_duplicates=drop)
+                plans[plan_key] = prepare(store, raw, table, mapping, constants, drop_duplicates=drop, unreadable_price=price_policy)
         except MarketLabError as e:
             show_error(e)
             return None
@@ -270,6 +271,11 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
 
     st.markdown("**What will happen**")
     _show_plan(plan, key)
+    if table == "products" and (price_policy != "reject" or plan.rejected["reason"].str.startswith("price: ").any()):
+        # Offered where it matters: marketplace scrapes list ranges ("$74.99 - $249.99") and labels as prices.
+        st.radio("Prices that are not one number", list(PRICE_POLICY_LABELS), format_func=PRICE_POLICY_LABELS.get,
+                 key=f"{key}_price_policy", horizontal=True,
+                 help="Whatever is not stored as the price is kept as listed, in the product's attribute price_as_listed.")
     if plan.duplicates:
         st.checkbox(f"Drop the {count(plan.duplicates, 'row')} that repeat an earlier row exactly", key=f"{key}_drop_duplicates",
                     help="Kept by default: in an order log a repeated line is usually a second purchase. "

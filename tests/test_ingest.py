@@ -37,12 +37,12 @@ RETAILROCKET_CSV = (
 )
 
 
-def plan_for(store, table, data, name="upload.csv", mapping=None, constants=None):
-    return prepare(store, read_upload(name, data), table, mapping, constants)
+def plan_for(store, table, data, name="upload.csv", mapping=None, constants=None, **options):
+    return prepare(store, read_upload(name, data), table, mapping, constants, **options)
 
 
-def upload(store, table, data, name="upload.csv", *, mapping=None, constants=None, skip_invalid=False):
-    return commit(store, plan_for(store, table, data, name, mapping, constants), skip_invalid=skip_invalid)
+def upload(store, table, data, name="upload.csv", *, mapping=None, constants=None, skip_invalid=False, **options):
+    return commit(store, plan_for(store, table, data, name, mapping, constants, **options), skip_invalid=skip_invalid)
 
 
 def snapshot(store) -> dict[str, int]:
@@ -166,7 +166,44 @@ def test_duplicate_user_ids_in_one_file_are_rejected(tmp_store):
 )
 def test_bad_price_is_rejected_with_the_value_and_line(catalog_store, price, reason):
     data = f'product_id,title,price\nP9,Tent,189\nP10,Hat,"{price}"\n'.encode()
-    assert rejected_with(catalog_store, "products", data) == {3: reason}
+    assert rejected_with(catalog_store, "products", data, unreadable_price="reject") == {3: reason}
+
+
+@pytest.mark.parametrize(
+    ("policy", "price", "stored", "listed"),
+    [
+        ("lowest", "$74.99 - $249.99", 74.99, "$74.99 - $249.99"),
+        ("lowest", "Total price:", None, "Total price:"),
+        ("none", "$74.99 - $249.99", None, "$74.99 - $249.99"),
+        ("lowest", "$12.50", 12.5, None),
+    ],
+)
+def test_unreadable_prices_import_the_product_and_keep_the_price_as_listed(tmp_store, policy, price, stored, listed):
+    data = f'product_id,title,price\nP9,Tent,"{price}"\n'.encode()
+    report = upload(tmp_store, "products", data, unreadable_price=policy)
+    assert (report.inserted, report.rejected) == (1, 0)
+    assert rows(tmp_store, "SELECT price, attributes->>'price_as_listed' FROM products") == [(stored, listed)]
+
+
+def test_a_bad_price_policy_is_refused(tmp_store):
+    with pytest.raises(UploadError, match="choose one of reject, lowest, none"):
+        upload(tmp_store, "products", b"product_id,title,price\nP9,Tent,1\n", unreadable_price="guess")
+
+
+def test_breadcrumb_categories_and_marketplace_boilerplate(tmp_store):
+    data = (b'product_id,title,category,description\n'
+            b'P1,Bricks,Toys & Games | Building Toys | Building Sets,"Make sure this fits by entering your model number. | 500 bricks"\n'
+            b'P2,Mug,Kitchen,Stoneware mug\n')
+    report = upload(tmp_store, "products", data)
+    assert rows(tmp_store, "SELECT category, attributes->>'category_path', description, attributes->>'description_as_listed' "
+                           "FROM products ORDER BY product_id") == [
+        ("Toys & Games", "Toys & Games | Building Toys | Building Sets", "500 bricks",
+         "Make sure this fits by entering your model number. | 500 bricks"),
+        ("Kitchen", None, "Stoneware mug", None)]
+    assert any("1 categories are paths" in w for w in report.warnings)
+    from core.copy.facts import load_facts
+
+    assert load_facts(tmp_store, ["P1"])["P1"].kind == "Building Sets"
 
 
 def test_infinite_price_from_parquet_is_rejected(tmp_store):

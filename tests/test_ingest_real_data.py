@@ -22,20 +22,38 @@ def rows(store, sql):
         return cur.execute(sql).fetchall()
 
 
-def test_amazon_product_sample_maps_its_own_names_and_rejects_only_unreadable_prices(tmp_store):
+def test_amazon_product_sample_imports_whole_with_ranges_paths_and_boilerplate_handled(tmp_store):
     path = real_file("amazon_products_promptcloud_2020", "amazon_products_sample_1000.csv")
-    report = ingest_file(tmp_store, "products", path, skip_invalid=True)
+    report = ingest_file(tmp_store, "products", path, unreadable_price="lowest")
     assert report.mapping["Uniq Id"] == "product_id"
     assert report.mapping["Product Name"] == "title"
     assert report.mapping["Selling Price"] == "price"
     # "Product Description" is empty in every row; the filled "About Product" wins.
     assert report.mapping["About Product"] == "description"
-    assert (report.rows, report.inserted, report.rejected) == (1000, 975, 25)
-    # Scraped prices such as "$74.99 - $249.99" or "Total price:" are refused, never guessed.
+    assert (report.rows, report.inserted, report.rejected) == (1000, 1000, 0)
+    # Independent count of what the file holds: 15 ranges, 10 other unreadable prices.
+    file = pd.read_csv(path, dtype=str)
+    ranges = file["Selling Price"].str.fullmatch(r"\$[\d,.]+ - \$[\d,.]+")
+    assert ranges.sum() == 15
+    assert rows(tmp_store, "SELECT count(*), count(price), count(DISTINCT currency), any_value(currency) FROM products") == [(1000, 990, 1, "USD")]
+    assert rows(tmp_store, "SELECT price, attributes->>'price_as_listed' FROM products WHERE attributes->>'price_as_listed' = '$74.99 - $249.99'") == [
+        (74.99, "$74.99 - $249.99")]
+    # Breadcrumbs: the top level is the category, the path an attribute.
+    assert rows(tmp_store, "SELECT count(DISTINCT category) FROM products")[0][0] == file["Category"].str.split(" | ", regex=False).str[0].nunique() == 19
+    assert rows(tmp_store, "SELECT count(*) FROM products WHERE category = 'Toys & Games'")[0][0] > 600
+    assert rows(tmp_store, "SELECT count(*) FROM products WHERE attributes->>'category_path' LIKE 'Toys & Games | %'")[0][0] > 600
+    # Marketplace boilerplate opens 802 descriptions as listed; none as stored, each original kept.
+    assert file["About Product"].str.startswith("Make sure this fits by entering your model number.").sum() == 802
+    assert rows(tmp_store, "SELECT count(*) FILTER (WHERE description LIKE '%Make sure this fits%'), "
+                           "count(*) FILTER (WHERE attributes->>'description_as_listed' LIKE 'Make sure this fits%') FROM products") == [(0, 802)]
+
+
+def test_amazon_unreadable_prices_are_refused_by_default_with_the_way_to_keep_them(tmp_store):
+    path = real_file("amazon_products_promptcloud_2020", "amazon_products_sample_1000.csv")
+    report = ingest_file(tmp_store, "products", path, skip_invalid=True)
+    assert (report.inserted, report.rejected) == (975, 25)
+    assert any("To keep them, choose to take the lowest price of a range" in w for w in report.warnings)
     assert all(r["reason"].startswith("price: ") and r["reason"].endswith("is not a number") for r in report.rejections)
-    assert tmp_store.count("products") == 975
-    assert rows(tmp_store, "SELECT count(*), min(price) > 0, count(DISTINCT currency), any_value(currency) FROM products") == [(975, True, 1, "USD")]
-    assert rows(tmp_store, "SELECT count(*) FROM products WHERE category LIKE 'Toys & Games%'")[0][0] > 600
 
 
 def test_rees46_event_sample_imports_every_row_with_utc_times(tmp_store):

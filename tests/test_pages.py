@@ -112,6 +112,26 @@ def test_event_log_upload_through_the_import_page(db_path: Path) -> None:
     assert count_rows(at, "events") == 8
 
 
+def test_catalog_price_ranges_are_refused_until_the_user_picks_how_to_keep_them(db_path: Path) -> None:
+    at = open_app("pages/catalog.py")
+    data = b'product_id,title,price\nN1,Kite,"$74.99 - $249.99"\nN2,Ball,Total price:\nN3,Cap,9.00\n'
+    _upload(at, "catalog_upload", "marketplace.csv", data)
+    assert {m.label: m.value for m in at.metric}["Rejected rows"] == "2"
+    assert at.radio(key="catalog_price_policy").value == "reject"
+    at.radio(key="catalog_price_policy").set_value("lowest").run()
+    assert {m.label: m.value for m in at.metric}["New rows"] == "3"
+    at.button(key="catalog_commit").click().run()
+    with _store(at).cursor() as cur:
+        assert cur.execute("SELECT product_id, price, attributes->>'price_as_listed' FROM products WHERE product_id LIKE 'N%' "
+                           "ORDER BY product_id").fetchall() == [("N1", 74.99, "$74.99 - $249.99"), ("N2", None, "Total price:"), ("N3", 9.0, None)]
+
+
+def _store(at: AppTest) -> Store:
+    from pages._resources import get_store
+
+    return get_store()
+
+
 def _totals(at: AppTest):
     """The import's totals table (file / stored / not stored), by its label column."""
     return next(d.value for d in at.dataframe if "Revenue" in d.value.columns).set_index("")

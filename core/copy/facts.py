@@ -110,8 +110,11 @@ class ProductFacts:
         value = self.attributes.get("type")
         if isinstance(value, str) and value.strip():
             return value.strip()
-        # A marketplace path ("Toys & Games | Arts & Crafts | Crayons") names the product by its last step.
-        return re.split(r"\s*[|>/]\s*", self.category or "")[-1].strip()
+        # A marketplace path ("Toys & Games | Arts & Crafts | Crayons") names the product by its last
+        # step; the importer keeps the top level as the category and the whole path as an attribute.
+        path = self.attributes.get("category_path")
+        path = path if isinstance(path, str) and path.strip() else self.category or ""
+        return re.split(r"\s*[|>/]\s*", path)[-1].strip()
 
 
 # Text addressed to a language model rather than a shopper: "ignore previous instructions",
@@ -140,6 +143,9 @@ def without_instructions(text: str) -> str:
 _PLUMBING_KEY = re.compile(
     r"(^|_)(url|urls|link|links|image|images|img|photo|thumbnail|sku|asin|upc|ean|gtin|isbn|mpn|id|ids|uniq|"
     r"stock|inventory|seller|variants?|shipping|handle)(_|$)|^(model|part|item|style|catalog)_(number|no|num)$"
+    # The importer's copies of what it cleaned (price_as_listed, description_as_listed) and the
+    # category path: the cleaned values are the facts, these are the record.
+    r"|_as_listed$|^category_path$"
 )
 _URL = re.compile(r"https?://|www\.", re.IGNORECASE)
 # A web address in running text: a link, or a bare domain ("Visit evil.example", the usual payload
