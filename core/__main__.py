@@ -155,13 +155,15 @@ def cmd_segment(args: argparse.Namespace, store: Store) -> int:
         if not args.json:
             print(f"  {fraction:4.0%}  {message}", file=sys.stderr)
 
-    run = run_segmentation(store, k=k, method=args.method, features=args.features, use_text=args.text, progress=progress)
+    run = run_segmentation(store, k=k, method=args.method, features=args.features, use_text=args.text, progress=progress,
+                           rfm_horizon_days=args.horizon)
     summary = run.summary()
     lines = [f"Segmentation {run.run_id}: {run.method}, k={run.k}, {run.users:,} users"
              + (f", silhouette {summary['silhouette']:.2f}" if summary.get("silhouette") is not None else "")]
     for seg in summary["segments"]:
         lines.append(f"  {seg['segment_id']} {seg['name']}: {seg['size']:,} users ({seg['share']:.0%}), "
-                     f"conversion {seg['conversion_rate']:.1%}, revenue share {seg['revenue_share']:.0%}")
+                     f"conversion {seg['conversion_rate']:.1%}, revenue share {seg['revenue_share']:.0%}; {seg['facts']}")
+    lines += [f"  note: {notice}" for notice in summary["notices"]]
     _emit(summary, args.json, "\n".join(lines))
     return 0
 
@@ -279,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg = sub.add_parser("segment", parents=[common], help="segment customers and save the run")
     seg.add_argument("--k", default="auto", help="number of clusters, or auto (best silhouette over 3–8)")
     seg.add_argument("--method", choices=["kmeans", "rfm"], default="kmeans", help="k-means on behaviour, or the standard RFM segments")
+    seg.add_argument("--horizon", type=float, default=90, metavar="DAYS",
+                     help="RFM: a last order within this many days of the log's end counts as recent (default 90)")
     seg.add_argument("--features", default="behaviour", help="feature set: behaviour, value, engagement or all")
     seg.add_argument("--text", action="store_true", help="add review-text components (all-MiniLM-L6-v2; slower)")
     seg.set_defaults(func=cmd_segment)

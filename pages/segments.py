@@ -11,7 +11,7 @@ from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.segments import FEATURE_SETS, rfm
 from core.segments.persona import from_engine
-from core.segments.profiles import compare
+from core.segments.profiles import compare, order_facts
 from core.segments.runs import rewrite_personas
 from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
@@ -42,6 +42,10 @@ with st.expander("Run a new segmentation", expanded=not cached_read(segments.lis
     feature_set = c3.selectbox("Features", list(FEATURE_SETS), key="seg_features", disabled=method == "rfm")
     use_text = c4.checkbox("Add review text", key="seg_text", disabled=method == "rfm",
                            help="Review texts embedded with all-MiniLM-L6-v2 and reduced to a few components. Slower.")
+    horizon = st.number_input("RFM: an order counts as recent within (days of the log's end)", min_value=1, max_value=3650,
+                              value=90, step=15, key="seg_horizon", disabled=method != "rfm",
+                              help="Names that promise recent buying (Champions, Loyal, New…) are given only to customers whose "
+                                   "last order is this recent; names that promise repeat buying need two or more orders.")
     use_model = st.checkbox("Write personas with the language model (slower)", key="seg_llm",
                             help="The resident model drafts each persona from the segment's numbers; a draft that quotes "
                                  "anything the numbers do not show is refused and the grounded template speaks instead.")
@@ -56,7 +60,7 @@ with st.expander("Run a new segmentation", expanded=not cached_read(segments.lis
         bar = st.progress(0.0, text="Starting…")
         try:
             run = segments.run_segmentation(store, k=k_choice, method=method, features=feature_set, use_text=use_text,
-                                            generate=generate, persona_options=persona_options,
+                                            generate=generate, persona_options=persona_options, rfm_horizon_days=float(horizon),
                                             progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
         except MarketLabError as e:
             show_error(e)
@@ -87,6 +91,11 @@ if run.params.get("description"):  # a saved list (core.segments.saved_lists): n
     list_source = run.params.get("source") or {}
     st.caption(plain(f"{run.params.get('name', '')}: {run.params['description']}"
                      + (f" Funnel: {list_source['funnel']}." if list_source.get("funnel") else "")))
+
+for notice in run.quality.get("notices", []):
+    st.warning(plain(notice))
+if run.method == "rfm":
+    st.caption(f"Recent means a last order within {run.params.get('rfm_horizon_days', 90):g} days of the log's end.")
 
 names = {s.segment_id: s.name for s in run.segments}
 left, right = st.columns([3, 2])
@@ -137,6 +146,7 @@ for row_start in range(0, len(run.segments), 3):
         with col.container(border=True):
             st.markdown(f"**{plain(seg.name)}**")
             st.caption(f"{p.size:,} users · {p.share:.0%} of the base · {p.revenue_share:.0%} of revenue")
+            st.caption(plain(order_facts(p).capitalize() + "."))
             st.text(seg.persona)
             detail = seg.persona_detail
             if detail is not None:

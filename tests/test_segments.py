@@ -31,7 +31,7 @@ from core.segments.clustering import cluster, prepare, project_2d
 from core.segments.persona import Fact, check_grounding, parse_persona, persona_facts, template_persona, write_personas
 from core.segments.profiles import compare, profile_segments
 from core.segments.propensity import propensity_by_segment, score_propensity, target_list
-from core.segments.rfm import PROSPECTS, RFM_RULES, assign_rfm, grid, rfm_scores, rfm_segment, rule_table
+from core.segments.rfm import PROSPECTS, RFM_RULES, assign_rfm, grid, rfm_notices, rfm_scores, rfm_segment, rule_table
 from core.segments.runs import _save
 from core.store import Store
 
@@ -214,7 +214,8 @@ def test_rfm_rules_cover_every_cell_and_read_like_the_textbook() -> None:
                 (2, 1): "Hibernating", (1, 1): "Lost", (1, 2): "Lost", (0, 0): PROSPECTS}
     assert {cell: rfm_segment(*cell) for cell in expected} == expected
     table = rule_table()
-    assert table["segment"].tolist()[0] == PROSPECTS and len(table) == 11
+    assert table["segment"].tolist()[0] == PROSPECTS and len(table) == 11 + 4  # and the four plain-fact names last
+    assert table["segment"].tolist()[-1] == "Lapsed one-time buyers"
     assert {"segment", "R", "FM", "meaning", "action"} <= set(table.columns)
 
 
@@ -263,6 +264,33 @@ def test_rfm_ties_share_a_score_and_one_order_scores_lowest() -> None:
     s = rfm_scores(f)
     assert s["f"].iloc[:7].nunique() == 1 and s["f"].iloc[0] == 1
     assert s.loc["u7", "f"] == s.loc["u8", "f"] == 4 and s.loc["u9", "f"] == 5
+
+
+def test_rfm_names_hold_in_plain_numbers_not_only_in_quintiles() -> None:
+    # CDNOW's shape: the log ended long after most customers' only order. Quintiles still call the
+    # most recent fifth "recent"; a name that promises recency or repeat buying must be true.
+    rng = np.random.default_rng(3)
+    n = 500
+    f = pd.DataFrame({"recency_days": rng.uniform(200, 540, n), "frequency": rng.choice([1, 1, 1, 2, 3, 6], n).astype(float),
+                      "monetary": rng.uniform(10, 400, n)}, index=[f"u{i}" for i in range(n)])
+    scored = assign_rfm(f, horizon_days=90)
+    recent_names = {"Champions", "Loyal", "Potential loyalists", "New", "Promising"}
+    assert not scored["segment"].isin(recent_names).any()  # nobody bought within 90 days
+    repeat_names = {"Champions", "Loyal", "Potential loyalists", "Can't lose them", "At risk"}
+    named_repeat = scored["segment"].isin(repeat_names)
+    assert (f.loc[named_repeat, "frequency"] >= 2).all() and named_repeat.any()
+    assert set(scored["segment"]) >= {"Lapsed one-time buyers", "Lapsed repeat buyers"}
+    # A longer horizon lets the same customers earn the names again.
+    assert assign_rfm(f, horizon_days=600)["segment"].isin(recent_names).any()
+
+
+def test_rfm_without_revenue_scores_recency_and_frequency_and_says_so() -> None:
+    f = _hand_customers().assign(monetary=0.0)
+    scored = assign_rfm(f)
+    assert (scored["m"] == 0).all() and (scored["fm"] == scored["f"]).all()
+    assert "monetary is missing" in rfm_notices(f)[0]
+    assert rfm_notices(_hand_customers()) == []
+    assert "RFM needs purchases" in rfm_notices(f.assign(frequency=0.0))[0]
 
 
 # --- profiles and personas ------------------------------------------------------------------

@@ -227,6 +227,20 @@ _COMPARED = (
 )
 
 
+def order_facts(p: SegmentProfile) -> str:
+    """What a segment's buyers did, in plain numbers: the facts an RFM name must agree with."""
+    if not p.buyers:
+        return "no orders in the log"
+    parts = []
+    if p.recency_mean is not None:
+        parts.append(f"last order {p.recency_mean:,.0f} days before the log's end on average")
+    orders = p.frequency_mean * p.size / p.buyers  # per buyer, not per user: prospects have none
+    parts.append(f"{orders:,.1f} orders per buyer")
+    if p.aov is not None and p.revenue:
+        parts.append(f"{p.revenue / p.buyers:,.2f} spent per buyer")
+    return ", ".join(parts)
+
+
 def compare(a: SegmentProfile, b: SegmentProfile, base: SegmentProfile | None = None) -> pd.DataFrame:
     """Two segments side by side (and the whole base): one row per metric, with its unit."""
     rows = []

@@ -24,8 +24,8 @@ from core.errors import MarketLabError, QueryError
 from core.segments.clustering import DEFAULT_K_RANGE, cluster, prepare, project_2d
 from core.segments.features import EventNames, UserFeatures, compute_features
 from core.segments.persona import Generate, Persona, write_personas
-from core.segments.profiles import SegmentProfile, profile_segments
-from core.segments.rfm import PROSPECT_RULE, RFM_RULES, assign_rfm
+from core.segments.profiles import SegmentProfile, order_facts, profile_segments
+from core.segments.rfm import ACTIVE_DAYS, NEUTRAL_NAMES, PROSPECT_RULE, RFM_RULES, assign_rfm, rfm_notices
 from core.store import Store
 
 __all__ = [
@@ -127,9 +127,11 @@ class SegmentRun:
             "segments": [
                 {"segment_id": s.segment_id, "name": s.name, "size": s.size, "share": round(s.share, 4),
                  "conversion_rate": round(s.profile.conversion_rate, 4), "revenue_share": round(s.profile.revenue_share, 4),
-                 "persona": s.persona, "persona_source": s.persona_detail.source if s.persona_detail else None}
+                 "persona": s.persona, "persona_source": s.persona_detail.source if s.persona_detail else None,
+                 "facts": order_facts(s.profile)}
                 for s in self.segments
             ],
+            "notices": self.quality.get("notices", []),
         })
 
 
@@ -188,6 +190,7 @@ def run_segmentation(
     seed: int = 0,
     map_sample: int = 3_000,
     events: EventNames = EventNames(),
+    rfm_horizon_days: float = ACTIVE_DAYS,
     save: bool = True,
     progress: Callable[[float, str], None] | None = None,
 ) -> SegmentRun:
@@ -257,7 +260,9 @@ def run_segmentation(
         k_final = result.k
     else:
         cols = ["recency_days", "frequency", "monetary"]
-        scores = assign_rfm(uf.frame)
+        scores = assign_rfm(uf.frame, horizon_days=rfm_horizon_days)
+        params["rfm_horizon_days"] = rfm_horizon_days
+        quality["notices"] = rfm_notices(uf.frame)
         labels = scores["segment"].map(_slug).rename("segment_id")
         counts = labels.value_counts()
         quality["sizes"] = {sid: int(n) for sid, n in counts.items()}
@@ -274,7 +279,7 @@ def run_segmentation(
     options = dict(persona_options or {})
     personas = write_personas(profiles, base, generate, seed=seed, vocabulary=[*uf.categories, *uf.devices], **options)
     if method == "rfm":  # RFM segments keep their well-known names
-        names = {_slug(r.name): r.name for r in (PROSPECT_RULE, *RFM_RULES)}
+        names = {_slug(n): n for n in (PROSPECT_RULE.name, *(r.name for r in RFM_RULES), *NEUTRAL_NAMES.values())}
         for p in personas:
             p.name = names.get(p.segment_id, p.name)
     params["personas"] = {"source": "model" if generate else "template", **{k2: v for k2, v in options.items()}}
