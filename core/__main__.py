@@ -122,6 +122,7 @@ def cmd_funnel(args: argparse.Namespace, store: Store) -> int:
         raise MarketLabError("--steps takes event names separated by commas, e.g. view,add_to_cart,purchase.", title="Bad option")
     spec = FunnelSpec.of(
         *steps, window=args.window, mode=args.mode, breakdown=args.breakdown, first_touch_only=args.first_touch,
+        repeat_needs_later=args.later_repeat,
         start=_parse_day(args.start, "--from") if args.start else None,
         end=_parse_day(args.end, "--to") if args.end else None,
     )
@@ -137,6 +138,7 @@ def cmd_funnel(args: argparse.Namespace, store: Store) -> int:
         first = result.breakdown[result.breakdown["step"] == 1].set_index("group")["users"]
         for row in last.itertuples():
             lines.append(f"  {row.group}: {first[row.group]:,} -> {row.users:,} ({row.from_first or 0:.1%})")
+    lines += [f"note: {note}" for note in spec.notes()]
     _emit(result.to_dict(), args.json, "\n".join(lines))
     return 0
 
@@ -272,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     fun.add_argument("--steps", required=True, help="event names in order, comma-separated, e.g. view,add_to_cart,purchase")
     fun.add_argument("--window", default="7d", help="the last step within this time of the first: 30m, 12h, 7d, 2w (1 minute to 90 days)")
     fun.add_argument("--mode", choices=["ordered", "strict"], default="ordered", help="strict: no other funnel step in between")
+    fun.add_argument("--later-repeat", action="store_true",
+                     help="a step that repeats the one before it (purchase,purchase) needs a later event, not the same one")
     fun.add_argument("--breakdown", help="device, campaign, variant_id (any event column), user.country, attributes.KEY or segment:RUN_ID")
     fun.add_argument("--first-touch", action="store_true", help="count only chains that start at each user's first step-1 event")
     fun.add_argument("--from", dest="start", help="first day counted, e.g. 2026-09-01")

@@ -142,6 +142,9 @@ class FunnelSpec:
     user_filters: tuple[Condition, ...] = ()
     breakdown: str | None = None  # see breakdown_options()
     trend: str = "day"  # "day" | "week"
+    # A step that repeats the step before it (purchase -> purchase) is met by the same event, as
+    # in ClickHouse's windowFunnel; True asks for a later event instead (a second purchase).
+    repeat_needs_later: bool = False
 
     def __post_init__(self) -> None:
         steps = tuple(Step(s) if isinstance(s, str) else s for s in self.steps)
@@ -159,10 +162,28 @@ class FunnelSpec:
             raise QueryError("Every step needs an event name.", title="Invalid funnel")
         if self.mode not in ("ordered", "strict"):
             raise QueryError(f"mode must be 'ordered' or 'strict', got {self.mode!r}.", title="Invalid funnel")
+        if self.repeat_needs_later and self.mode == "strict":
+            # In strict mode one event is its own next step by definition (nothing comes between).
+            raise QueryError("A later event for a repeated step needs the ordered mode, not strict.", title="Invalid funnel")
         if self.trend not in ("day", "week"):
             raise QueryError(f"trend must be 'day' or 'week', got {self.trend!r}.", title="Invalid funnel")
         if self.start and self.end and self.start >= self.end:
             raise QueryError("The date range is empty: its start is not before its end.", title="Invalid funnel")
+
+    def repeated_steps(self) -> list[int]:
+        """1-based steps whose event (and filters) are those of the step before them."""
+        return [k for k in range(2, len(self.steps) + 1) if self.steps[k - 1] == self.steps[k - 2]]
+
+    def notes(self) -> list[str]:
+        """What a reader of this funnel must know about how it counts."""
+        repeated = self.repeated_steps()
+        if not repeated:
+            return []
+        names = ", ".join(f"step {k} ({self.steps[k - 1].event_name})" for k in repeated)
+        if self.repeat_needs_later:
+            return [f"{names} repeats the step before it and counts only a later event of that name (a second one)."]
+        return [f"{names} repeats the step before it: one event counts as both steps (as ClickHouse's windowFunnel "
+                "does), so the step cannot drop anyone. Ask for a later, different event to count a second one."]
 
     @classmethod
     def of(cls, *event_names: str, **options: Any) -> FunnelSpec:
@@ -225,6 +246,7 @@ class FunnelResult:
             "timings": [asdict(t) for t in self.timings],
             "total_timing": asdict(self.total_timing) if self.total_timing else None,
             "seconds": self.seconds,
+            "notes": self.spec.notes(),
         }
 
 
@@ -575,20 +597,22 @@ def _run(cur: duckdb.DuckDBPyConnection, spec: FunnelSpec, plan: _Plan) -> None:
     else:
         # Step 1 rows as chain starts: all of them, or each user's first one only.
         start_sql, start_params = ("SELECT u, t0 AS t FROM _first", []) if spec.first_touch_only else (f"SELECT u, t FROM ({s1_sql})", s1_params)
+        later = set(spec.repeated_steps()) if spec.repeat_needs_later else set()
         for k in range(2, n + 1):
             sk_sql, sk_params = plan.steps[k - 1]
+            before = "<" if k in later else "<="  # a repeated step's event must come after the previous one
             if k == 2:
                 cur.execute(
                     f"CREATE OR REPLACE TEMP TABLE _c2 AS SELECT s.u, s.t, max(p.t) AS st, max(p.t) AS pt "
                     f"FROM (SELECT DISTINCT u, t FROM ({sk_sql})) s JOIN ({start_sql}) p "
-                    f"ON p.u = s.u AND p.t <= s.t AND p.t >= s.t - {w} GROUP BY s.u, s.t",
+                    f"ON p.u = s.u AND p.t {before} s.t AND p.t >= s.t - {w} GROUP BY s.u, s.t",
                     sk_params + start_params,
                 )
             else:
                 cur.execute(
                     f"CREATE OR REPLACE TEMP TABLE _c{k} AS SELECT s.u, s.t, max(c.st) AS st, max(c.t) AS pt "
                     f"FROM (SELECT DISTINCT u, t FROM ({sk_sql}) WHERE u IN (SELECT u FROM _c{k - 1})) s "
-                    f"JOIN _c{k - 1} c ON c.u = s.u AND c.t <= s.t AND c.st >= s.t - {w} GROUP BY s.u, s.t",
+                    f"JOIN _c{k - 1} c ON c.u = s.u AND c.t {before} s.t AND c.st >= s.t - {w} GROUP BY s.u, s.t",
                     sk_params,
                 )
     if n == 1:
@@ -939,8 +963,9 @@ def reference_funnel(events: pd.DataFrame, spec: FunnelSpec, products: pd.DataFr
         group = min((str(v) for v in firsts if v is not None), default=None)
         times = {k: sorted({e[0] for e in es if e[1] == k}) for k in range(1, n + 1)}
         starts = [t_first] if spec.first_touch_only else times[1]
+        later = set(spec.repeated_steps()) if spec.repeat_needs_later else set()
         chains = _strict_chains(es, n, t_first if spec.first_touch_only else None) if spec.mode == "strict" \
-            else _ordered_chains(times, starts, n)
+            else _ordered_chains(times, starts, n, later)
         valid = [c for c in chains if (c[-1] - c[0]).total_seconds() <= w]
         level = max([len(c) for c in valid], default=1)
         gaps, total = {}, None
@@ -955,8 +980,10 @@ def reference_funnel(events: pd.DataFrame, spec: FunnelSpec, products: pd.DataFr
     return out
 
 
-def _ordered_chains(times: dict[int, list[datetime]], starts: list[datetime], n: int) -> list[tuple[datetime, ...]]:
-    """Every chain t1 <= t2 <= ... (of any length >= 1) through distinct event times per step."""
+def _ordered_chains(times: dict[int, list[datetime]], starts: list[datetime], n: int,
+                    later: set[int] = frozenset()) -> list[tuple[datetime, ...]]:
+    """Every chain t1 <= t2 <= ... (of any length >= 1) through distinct event times per step;
+    strictly later at the steps in ``later``."""
     chains = []
 
     def grow(chain: tuple[datetime, ...]) -> None:
@@ -965,7 +992,7 @@ def _ordered_chains(times: dict[int, list[datetime]], starts: list[datetime], n:
         if k > n:
             return
         for t in times[k]:
-            if t >= chain[-1]:
+            if t > chain[-1] or (t == chain[-1] and k not in later):
                 grow(chain + (t,))
 
     for t in starts:

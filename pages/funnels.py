@@ -106,7 +106,14 @@ try:
         steps=tuple(step_objects), window=f"{amount}{unit[0] if unit != 'minutes' else 'm'}", mode=mode,
         first_touch_only=first_touch, start=start, end=end, breakdown=breakdown, trend=trend,
         event_filters=event_filters, user_filters=user_filters,
+        repeat_needs_later=bool(st.session_state.get("funnel_later_repeat")) and mode == "ordered",
     )
+    if spec.repeated_steps():
+        for note in spec.notes():
+            st.info(plain(note))
+        st.checkbox("Count a later, different event for a repeated step (e.g. a second purchase)", key="funnel_later_repeat",
+                    disabled=mode == "strict", help="Available in ordered counting: in strict counting nothing comes between "
+                                                    "an event and itself.")
     with st.spinner("Counting…"):
         result = cached_read(funnels.funnel, spec, reads=ALL_BUT_COPY)
 except MarketLabError as e:

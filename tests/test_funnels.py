@@ -286,3 +286,20 @@ def test_page_helpers(demo: Store) -> None:
     assert {"device", "campaign", "variant_id", "user.country", "attributes.demo_group", "product.category"} <= keys
     for key in keys:
         funnel(demo, FunnelSpec.of("view", "purchase", window="7d", breakdown=key))  # every offered option works
+
+
+def test_a_repeated_step_counts_one_event_twice_unless_a_later_one_is_asked_for(tmp_store):
+    # U1 bought once; U2 bought twice: "purchase -> purchase" is every buyer, or the repeat buyers.
+    rows = [ev("U1", 0, "purchase"), ev("U2", 0, "purchase"), ev("U2", 2 * DAY, "purchase"), ev("U3", DAY, "view")]
+    add_events(tmp_store, rows)
+    same = funnel(tmp_store, FunnelSpec.of("purchase", "purchase"))
+    assert [s.users for s in same.steps] == [2, 2]
+    assert "one event counts as both steps" in same.to_dict()["notes"][0]
+    later = FunnelSpec.of("purchase", "purchase", repeat_needs_later=True)
+    assert [s.users for s in funnel(tmp_store, later).steps] == [2, 1]
+    expected = reference_funnel(pd.DataFrame(rows), later)
+    assert {u: r["level"] for u, r in expected.items()} == {"U1": 1, "U2": 2}
+    assert "later event" in later.notes()[0]
+    with pytest.raises(QueryError, match="ordered mode"):
+        FunnelSpec.of("purchase", "purchase", mode="strict", repeat_needs_later=True)
+    assert FunnelSpec.of("view", "purchase").notes() == []
