@@ -554,3 +554,33 @@ def test_segments_import_no_streamlit_and_no_heavy_libraries() -> None:
             "assert not bad, bad\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_purchase_only_log_drops_constant_features_and_cites_only_real_differences(tmp_store: Store) -> None:
+    # An order export: every event is a purchase, so view, cart and session features say nothing.
+    from core.ingest import ingest_file
+
+    rng = np.random.default_rng(5)
+    lines = ["customer,date,amount"] + [
+        f"C{c:03d},2026-0{rng.integers(1, 7)}-{rng.integers(10, 28)},{rng.gamma(2, 40 + 60 * (c % 3)):.2f}"
+        for c in range(120) for _ in range(1 + c % 4)
+    ]
+    path = Path(tmp_store.path).parent / "orders.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ingest_file(tmp_store, "events", path, mapping={"customer": "user_id", "date": "ts", "amount": "revenue"},
+                constants={"event_name": "purchase"})
+    run = run_segmentation(tmp_store, k=3, features="behaviour", save=False)
+    dropped = run.params["scaling"]["dropped"]
+    assert dropped and not set(dropped) & set(run.features)
+    assert any("same for every user" in n for n in run.quality["notices"])
+    for seg in run.segments:
+        for d in seg.profile.differences:
+            assert abs(d.segment - d.base) > 0.05 * max(abs(d.segment), abs(d.base))
+    assert len({s.name for s in run.segments}) == len(run.segments)  # two segments never share a name
+
+
+def test_every_feature_constant_is_refused_with_the_reason(tmp_store: Store) -> None:
+    with tmp_store.cursor() as cur:
+        cur.execute("INSERT INTO events (user_id, ts, event_name) SELECT 'U' || i, TIMESTAMP '2026-01-01', 'view' FROM range(30) t(i)")
+    with pytest.raises(MarketLabError, match="same for all users"):
+        run_segmentation(tmp_store, k=3, features=["views", "sessions"], save=False)

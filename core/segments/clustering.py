@@ -44,10 +44,11 @@ class Prepared:
     clip: float
     text_columns: list[str] = field(default_factory=list)
     text_weight: float = 0.0
+    dropped: list[str] = field(default_factory=list)  # asked for, but the same (or empty) for every user
 
     def describe(self) -> dict[str, object]:
         return {
-            "columns": self.columns, "log1p": self.log_columns, "clip": self.clip,
+            "columns": self.columns, "dropped": self.dropped, "log1p": self.log_columns, "clip": self.clip,
             "scaling": "median / (IQR / 1.349), std where IQR is 0",
             "text_columns": self.text_columns, "text_weight": self.text_weight,
         }
@@ -73,7 +74,16 @@ def prepare(
                              title="These features do not exist")
     if not len(features):
         raise MarketLabError("There are no users with events to segment.", title="Nothing to segment")
-    raw = features[list(columns)].to_numpy(dtype=np.float64, copy=True)
+    # A feature that is empty or the same for every user (sessions in a purchase-only log) separates
+    # nobody; kept, it only adds noise to the distances and to the persona lines. Dropped, and said.
+    values = features[list(columns)]
+    dropped = [c for c in columns if values[c].nunique(dropna=True) <= 1]
+    columns = [c for c in columns if c not in dropped]
+    if not columns:
+        raise MarketLabError(f"Every chosen feature is the same for all users ({', '.join(dropped)}): there is nothing to "
+                             "separate them by. Choose other features, or import events with more detail.",
+                             title="Nothing to segment by")
+    raw = features[columns].to_numpy(dtype=np.float64, copy=True)
     log_cols = [c for c in columns if _heavy(c)]
     for j, c in enumerate(columns):
         if c in log_cols:
@@ -99,7 +109,8 @@ def prepare(
             T = T * np.sqrt(text_weight / total_var)
             X = np.hstack([X, T])
             text_cols = list(text.columns)
-    return Prepared(X.astype(np.float32), list(columns), log_cols, center, scale, clip, text_cols, text_weight if text_cols else 0.0)
+    return Prepared(X.astype(np.float32), list(columns), log_cols, center, scale, clip, text_cols, text_weight if text_cols else 0.0,
+                    dropped)
 
 
 def _heavy(column: str) -> bool:

@@ -203,6 +203,10 @@ def profile_segments(
             seg_mean_raw = np.nanmean(seg_raw, axis=0)
         enough = (~np.isnan(seg_raw)).sum(axis=0) >= 5
         keep = np.flatnonzero(enough & ~np.isnan(d) & (np.abs(d) >= min_std_diff))
+        # A difference in spread alone (1.04 against 0.98 sessions) reads "1 vs 1" on a card: only
+        # means at least 5 % apart are cited.
+        apart = np.abs(seg_mean_raw - base_mean_raw) > 0.05 * np.maximum(np.abs(base_mean_raw), np.abs(seg_mean_raw))
+        keep = keep[apart[keep]]
         for i in keep[np.argsort(-np.abs(d[keep]), kind="stable")][:n_differences]:
             c = numeric[i]
             try:

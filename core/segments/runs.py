@@ -24,7 +24,7 @@ from core.errors import MarketLabError, QueryError
 from core.segments.clustering import DEFAULT_K_RANGE, cluster, prepare, project_2d
 from core.segments.features import EventNames, UserFeatures, compute_features
 from core.segments.persona import Generate, Persona, write_personas
-from core.segments.profiles import SegmentProfile, order_facts, profile_segments
+from core.segments.profiles import SegmentProfile, label_of, order_facts, profile_segments
 from core.segments.rfm import ACTIVE_DAYS, NEUTRAL_NAMES, PROSPECT_RULE, RFM_RULES, assign_rfm, rfm_notices
 from core.store import Store
 
@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 METHODS = ("kmeans", "rfm")
+MIN_SEGMENT_SHARE = 0.01  # a k-means cluster smaller than this share of users is flagged as likely noise
+MIN_SEGMENT_USERS = 20
 
 # Named feature sets for k-means. "behaviour" is how people shop: it recovers the demo
 # store's planted groups best (see tests/test_segments.py), and leaves value to RFM.
@@ -246,12 +248,25 @@ def run_segmentation(
         report(0.45, "Clustering")
         prepared = prepare(uf.frame, cols, text=text_frame, text_weight=text_weight)
         params["scaling"] = prepared.describe()
+        notices: list[str] = []
+        if prepared.dropped:
+            notices.append(f"Left out {len(prepared.dropped)} feature(s) that are the same for every user, so separate "
+                           f"nobody: {', '.join(label_of(c) for c in prepared.dropped)}.")
+            cols = prepared.columns
         result = cluster(prepared.X, k, k_range=k_range, seed=seed)
         t = lap("clustering", t)
         seg_ids = np.array([f"c{i + 1}" for i in range(result.k)], dtype=object)
         labels = pd.Series(seg_ids[result.labels], index=user_ids, name="segment_id")
         quality |= result.quality()
         quality["sizes"] = {sid: int(n) for sid, n in zip(seg_ids, result.sizes)}
+        # A cluster of a handful of users is usually noise (ten customers whose invoices crossed a
+        # minute boundary), not a segment to market to: flagged where everyone reads the run.
+        tiny = [sid for sid, n in quality["sizes"].items() if n < max(MIN_SEGMENT_USERS, MIN_SEGMENT_SHARE * len(user_ids))]
+        if tiny:
+            notices.append(f"{len(tiny)} segment(s) hold fewer than {MIN_SEGMENT_SHARE:.0%} of users ({', '.join(tiny)}): "
+                           "likely noise or outliers rather than a group to market to. Try fewer segments.")
+        quality["small_segments"] = tiny
+        quality["notices"] = notices
         report(0.65, "Drawing the map")
         map_frame, map_method = project_2d(prepared.X, result.labels, user_ids, sample=map_sample, seed=seed)
         map_frame["segment"] = seg_ids[map_frame["segment"].to_numpy()]
