@@ -53,10 +53,10 @@ from core.copy.channels import get_channel  # noqa: E402
 from core.copy.facts import iter_values, load_facts  # noqa: E402
 from core.copy.limits import check_fields  # noqa: E402
 from core.copy.variants import GenerationRequest, engine_generate_fn, generate_variants  # noqa: E402
-from core.ingest import ingest_file  # noqa: E402
 from core.llm import load_engine  # noqa: E402
-from core.sample_data import build_demo  # noqa: E402
 from core.store import Store  # noqa: E402
+
+from catalog_store import catalog_store  # noqa: E402  (bench/, beside this file)
 
 
 def _norm(text: str) -> str:
@@ -165,13 +165,7 @@ def main() -> None:
     info = engine.describe()
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "quality.duckdb")
-        if args.catalog:
-            report = ingest_file(store, "products", args.catalog, skip_invalid=True)
-            source = f"{report.inserted} products imported from {args.catalog.name} ({report.rejected} rows skipped)"
-        else:
-            build_demo(store, seed=42, scale=args.scale)
-            source = "demo products (seed 42)"
+        store, source = catalog_store(tmp, args.catalog, scale=args.scale)
         with store.cursor() as cur:
             # Spread over the catalog (every category), reproducibly: not just the first 50 ids.
             ids = [r[0] for r in cur.execute(

@@ -235,21 +235,13 @@ def product_path(generator: Generator, args: argparse.Namespace) -> None:
     from core.copy.channels import get_channel
     from core.copy.limits import check_fields
     from core.copy.variants import GenerationRequest, engine_generate_fn, generate_variants
-    from core.ingest import ingest_file
-    from core.sample_data import build_demo
-    from core.store import Store
+    from catalog_store import catalog_store  # bench/, beside this file
 
     spec = get_channel(args.channel)
     engine = CountingEngine(generator)
     per_call = args.request_batch or (64 if generator.device.type == "cuda" else 16)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "throughput.duckdb")
-        if args.products_file:
-            report = ingest_file(store, "products", args.products_file, skip_invalid=True)
-            source = f"{report.inserted} products imported from {args.products_file.name}"
-        else:
-            build_demo(store, seed=42, scale=max(0.05, (args.rsa_sets / 300) ** 2))
-            source = "the demo catalog"
+        store, source = catalog_store(tmp, args.products_file, scale=max(0.05, (args.rsa_sets / 300) ** 2))
         with store.cursor() as cur:
             ids = [r[0] for r in cur.execute("SELECT product_id FROM products ORDER BY product_id LIMIT ?", [args.rsa_sets]).fetchall()]
         request = GenerationRequest(product_ids=tuple(ids), channel=spec.name, n=args.variants, seed=1, batch_size=per_call)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.contracts import ATTRIBUTE, IGNORE, TableContract, contract, normalise_name, resolve_mapping
-from core.errors import StoreError, UploadError
+from core.errors import MappingError, StoreError, UploadError
 from core.store import Store, quote_ident
 from core.upload_reader import RawTable, format_size, line_list, read_upload, safe_file_name
 
@@ -564,7 +564,12 @@ def prepare(
     """
     spec = contract(table)
     constants = {k: v for k, v in (constants or {}).items() if v}
-    mapping = resolve_mapping(raw.frame, table, mapping, constants)
+    try:
+        mapping = resolve_mapping(raw.frame, table, mapping, constants)
+    except MappingError as e:
+        if len(raw.columns) == 1 and raw.warnings:  # the file was read as one column: say why first
+            raise MappingError(f"{raw.warnings[0]} {e.msg}", title="Columns not found") from e
+        raise
     out, reason, warnings = _parse(raw, spec, mapping, constants)
     lines = pd.Series(raw.lines, index=raw.frame.index)
     merge_repeats = spec.key_from_content

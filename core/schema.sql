@@ -127,3 +127,13 @@ CREATE TABLE IF NOT EXISTS funnel_index_state (fingerprint VARCHAR NOT NULL, bui
 ALTER TABLE events ADD COLUMN order_id VARCHAR;
 ALTER TABLE events ADD COLUMN quantity DOUBLE;
 ALTER TABLE events ADD COLUMN row_key VARCHAR;
+
+-- migration: 4
+-- Sentence vectors of review texts (core/segments/text.py), by model and text hash: derived data,
+-- so a segmentation re-run or a restart embeds only texts it has not seen.
+CREATE TABLE text_embeddings (
+    model       VARCHAR NOT NULL,
+    text_hash   VARCHAR NOT NULL,
+    vector      FLOAT[384] NOT NULL,
+    PRIMARY KEY (model, text_hash)
+);

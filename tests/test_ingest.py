@@ -733,3 +733,17 @@ def test_resolve_mapping_checks_the_users_choice_against_the_file():
     frame = read_upload("e.csv", RETAILROCKET_CSV).frame
     mapping = resolve_mapping(frame, "events", {"transactionid": "session_id"})
     assert mapping["transactionid"] == "session_id" and mapping["visitorid"] == "user_id"
+
+
+def test_a_file_read_as_one_column_says_its_delimiter_was_not_found(tmp_store):
+    with pytest.raises(MappingError) as info:
+        upload(tmp_store, "events", b"user id date event\nu1 2026-01-01\n")
+    assert info.value.title == "Columns not found"
+    assert info.value.msg.startswith("The file was read as one column named 'user id date event'")
+
+
+def test_space_aligned_order_export_imports_with_its_revenue(tmp_store):
+    data = b"customer   date       amount\n  00001   1997-01-01   11.77\n  00002   1997-01-12   77.00\n  00002   1997-01-12   12.00\n"
+    report = upload(tmp_store, "events", data, name="cdnow.txt",
+                    mapping={"customer": "user_id", "date": "ts", "amount": "revenue"}, constants={"event_name": "purchase"})
+    assert report.totals["stored"] == {"rows": 3, "users": 2, "purchases": 3, "returns": 0, "revenue": 100.77}

@@ -61,6 +61,28 @@ def test_user_text_features_give_zeros_to_users_without_reviews(tmp_path: Path, 
     store.close()
 
 
+def test_vectors_kept_in_the_store_survive_a_restart_and_match_a_fresh_embedding(tmp_path: Path, embedder) -> None:
+    from core.segments.text import TextEmbedder
+
+    store = Store(tmp_path / "cache.duckdb")
+    texts = ["Runs small, order a size up.", "Soft fabric and a lovely colour.", "Runs small, order a size up."]
+    first = embedder.embed(texts, store=store)
+    with store.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM text_embeddings").fetchall() == [(2,)]  # one row per distinct text
+    restarted = TextEmbedder()  # a new process: nothing in memory
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a cached text was embedded again")
+
+    restarted._model = no_model
+    again = restarted.embed(texts, store=store)
+    assert np.allclose(again, first, atol=1e-6)
+    # Length-sorted batches give each text the vector it gets alone.
+    alone = embedder.embed([texts[1]])
+    assert float(alone[0] @ first[1]) > 0.9999
+    store.close()
+
+
 def test_text_counts_as_much_as_its_weight() -> None:
     rng = np.random.default_rng(0)
     idx = pd.Index([f"u{i}" for i in range(400)])
@@ -78,7 +100,7 @@ def test_text_counts_as_much_as_its_weight() -> None:
 class _HashEmbedder:
     """Deterministic stand-in vectors: the run's plumbing without minutes of CPU embedding."""
 
-    def embed(self, texts, progress=None):
+    def embed(self, texts, progress=None, *, store=None):
         rows = [np.random.default_rng(int.from_bytes(hashlib.sha1(t.encode()).digest()[:4], 'big')).normal(size=384) for t in texts]
         v = np.array(rows, dtype=np.float32).reshape(len(texts), 384)
         return v / np.linalg.norm(v, axis=1, keepdims=True)

@@ -79,10 +79,6 @@ def prepare(
     values = features[list(columns)]
     dropped = [c for c in columns if values[c].nunique(dropna=True) <= 1]
     columns = [c for c in columns if c not in dropped]
-    if not columns:
-        raise MarketLabError(f"Every chosen feature is the same for all users ({', '.join(dropped)}): there is nothing to "
-                             "separate them by. Choose other features, or import events with more detail.",
-                             title="Nothing to segment by")
     raw = features[columns].to_numpy(dtype=np.float64, copy=True)
     log_cols = [c for c in columns if _heavy(c)]
     for j, c in enumerate(columns):
@@ -109,6 +105,10 @@ def prepare(
             T = T * np.sqrt(text_weight / total_var)
             X = np.hstack([X, T])
             text_cols = list(text.columns)
+    if not X.shape[1]:  # review text alone can still separate users whose behaviour is all alike
+        raise MarketLabError(f"Every chosen feature is the same for all users ({', '.join(dropped)}): there is nothing to "
+                             "separate them by. Choose other features, add review text, or import events with more detail.",
+                             title="Nothing to segment by")
     return Prepared(X.astype(np.float32), list(columns), log_cols, center, scale, clip, text_cols, text_weight if text_cols else 0.0,
                     dropped)
 
