@@ -747,3 +747,12 @@ def test_space_aligned_order_export_imports_with_its_revenue(tmp_store):
     report = upload(tmp_store, "events", data, name="cdnow.txt",
                     mapping={"customer": "user_id", "date": "ts", "amount": "revenue"}, constants={"event_name": "purchase"})
     assert report.totals["stored"] == {"rows": 3, "users": 2, "purchases": 3, "returns": 0, "revenue": 100.77}
+
+
+def test_a_missing_column_hint_is_about_that_column(tmp_store):
+    with pytest.raises(MappingError) as info:
+        upload(tmp_store, "products", b"product_id,price\nP1,3\n")
+    assert "'title'" in info.value.msg and "orders" not in info.value.msg
+    with pytest.raises(MappingError) as info:
+        upload(tmp_store, "events", b"user_id,ts\nU1,2026-01-01\n")
+    assert "every row is a purchase" in info.value.msg

@@ -209,6 +209,8 @@ def test_import_events(page: Page, shot: Shot, js_errors: list[str]) -> None:
     expect(commit).to_be_enabled()
     commit.click()
     expect(page.get_by_text("Imported 6 rows into events: 0 new, 6 updated.")).to_be_visible()
+    # The file's totals beside what was stored: nothing went missing.
+    expect(page.get_by_text("Stored plus not stored equals the file: every row, purchase and cent is accounted for.")).to_be_visible()
     wait_idle(page)
     expect(sidebar_counts(page)).to_contain_text("6 events")
     assert_no_exception(page)
