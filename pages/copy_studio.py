@@ -158,6 +158,8 @@ for product_id in dict.fromkeys(v.product_id for v in shown):
                     st.caption("Within every limit of the channel.")
                 for claim in v.unsupported_claims:
                     st.warning(plain(claim))
+                for gate in v.scores.get("gates", []):  # limits kept, yet not publishable as is: say what to fix
+                    st.warning(plain(gate["message"]))
                 coverage = v.scores.get("coverage", {})
                 if coverage:
                     st.caption(plain("Mentions: " + (", ".join(coverage.get("mentioned", [])) or "no key attribute")))

@@ -25,6 +25,7 @@ from typing import Any
 
 from core.copy.channels import ChannelSpec
 from core.copy.facts import WEB_ADDRESS, ProductFacts, attribute_key, is_plumbing, iter_values, without_instructions
+from core.copy.gates import asset_gates, set_gates
 from core.copy.limits import flag_phrase, field_problems, sentences
 
 # Marketplace-prohibited or unverifiable claims (Amazon's restricted terms, FTC guidance on
@@ -582,10 +583,16 @@ class VariantScore:
     rank: int = 0
     explanation: str = ""
     components: dict[str, float] = field(default_factory=dict)
+    gates: list[dict[str, Any]] = field(default_factory=list)  # gates.GateFailure.to_dict(): gate, field, message
 
     @property
     def faithful(self) -> bool:
         return not self.unsupported_claims
+
+    @property
+    def usable(self) -> bool:
+        """What a marketer would publish as is: within limits and through every gate."""
+        return self.compliant and not self.gates
 
     @property
     def distinct_claims(self) -> list[str]:
@@ -595,6 +602,7 @@ class VariantScore:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["faithful"] = self.faithful
+        out["usable"] = self.usable
         out["weights"] = dict(WEIGHTS)
         return out
 
@@ -637,6 +645,7 @@ def score_variant(
                   "target": spec.coverage_target},
         readability=readability(fields),
         banned=banned_hits(fields, banned),
+        gates=[g.to_dict() for g in asset_gates(fields, spec, facts)],
     )
 
 
@@ -665,6 +674,9 @@ def _explain(score: VariantScore, parts: dict[str, float], size: int) -> str:
     text = f"{score.overall:.0f}/100 = " + " + ".join(
         f"{names.get(k, k)} {WEIGHTS[k] * parts[k]:.0f}/{WEIGHTS[k]} ({notes[k]})" for k in WEIGHTS
     )
+    if score.gates:
+        kinds = sorted({g["gate"].replace("_", " ") for g in score.gates})
+        text = (f"not usable as is ({', '.join(kinds)}): halved per failed gate, ranked after usable variants; " + text)
     if not score.compliant:
         broken = [k for k, info in score.fields.items() if info["problems"]]
         text = f"breaks limits ({', '.join(broken)}), ranked after compliant variants; " + text
@@ -678,8 +690,18 @@ class SetScore:
     near_duplicates: list[tuple[int, int]]  # index pairs with similarity >= NEAR_DUPLICATE
 
 
-def score_set(variant_fields: Sequence[Mapping[str, str]], scores: Sequence[VariantScore]) -> SetScore:
-    """Diversity across the set, then each variant's overall score, rank (1 = best) and explanation."""
+def score_set(variant_fields: Sequence[Mapping[str, str]], scores: Sequence[VariantScore],
+              spec: ChannelSpec | None = None) -> SetScore:
+    """Diversity across the set, then each variant's overall score, rank (1 = best) and explanation.
+
+    With ``spec``, the set's own gates too (the same asset in two variants). A variant that fails
+    a gate scores half per distinct failed gate and ranks after every usable one: a 92/100 on copy
+    nobody would publish was the metric's fault, not the copy's.
+    """
+    if spec is not None:
+        for score, failures in zip(scores, set_gates(variant_fields, spec)):
+            known = {(g["gate"], g["field"]) for g in score.gates}
+            score.gates += [f.to_dict() for f in failures if (f.gate, f.field) not in known]
     texts = [tokens(" ".join(str(v) for v in f.values())) for f in variant_fields]
     per_field = [t for f in variant_fields for t in _variant_tokens(f)]
     bleus = self_bleu(texts)
@@ -688,8 +710,9 @@ def score_set(variant_fields: Sequence[Mapping[str, str]], scores: Sequence[Vari
     for score in scores:
         parts = components(score)
         score.components = {k: round(v, 3) for k, v in parts.items()}
-        score.overall = round(sum(WEIGHTS[k] * parts[k] for k in WEIGHTS), 1)
-    order = sorted(range(len(scores)), key=lambda i: (not scores[i].compliant, -scores[i].overall, i))
+        penalty = 0.5 ** len({g["gate"] for g in score.gates})
+        score.overall = round(sum(WEIGHTS[k] * parts[k] for k in WEIGHTS) * penalty, 1)
+    order = sorted(range(len(scores)), key=lambda i: (not scores[i].compliant, bool(scores[i].gates), -scores[i].overall, i))
     for rank, i in enumerate(order, start=1):
         scores[i].rank = rank
         scores[i].explanation = _explain(scores[i], components(scores[i]), len(scores)) + f"; rank {rank} of {len(scores)}"

@@ -182,14 +182,19 @@ class _Candidate:
         "About this product": it mentions at least one key attribute, or, for a product with none,
         a word of its title or brand; SmolLM2 sometimes answers "Love you. Love you." in perfect format.
         """
+        return self.score.compliant and self.score.faithful and self.repaired.from_model > 0 and self.on_topic
+
+    @property
+    def on_topic(self) -> bool:
         cov = self.score.coverage
-        on_topic = bool(cov["mentioned"]) or (not cov["missing"] and self.names_product)
-        return self.score.compliant and self.score.faithful and self.repaired.from_model > 0 and on_topic
+        return bool(cov["mentioned"]) or (not cov["missing"] and self.names_product)
 
     def sort_key(self) -> tuple:
+        # Gates come after what the model itself wrote: a candidate filled from the product's data
+        # ("Love you" plus fallbacks) passes gates by not trying. Among the rest, the gates choose.
         prelim = sum(WEIGHTS[k] * v for k, v in components(self.score).items())
         return (not self.score.compliant, len(self.score.distinct_claims), bool(self.score.banned),
-                not self.names_product, -self.repaired.from_model, -prelim)
+                not self.names_product, -self.repaired.from_model, len({g["gate"] for g in self.score.gates}), -prelim)
 
 
 @dataclass
@@ -437,7 +442,7 @@ def generate_variants(
     for pairs in by_product.values():
         # Rank across all tones of one product: they are compared side by side.
         scores = [replace(s) for _, s in pairs]
-        set_score = score_set([v.fields for v, _ in pairs], scores)
+        set_score = score_set([v.fields for v, _ in pairs], scores, spec)
         ordered = sorted(zip(pairs, scores), key=lambda item: item[1].rank)
         for (variant, _), score in ordered:
             variant.scores = {**score.to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu,
@@ -617,7 +622,7 @@ def _score_unscored(store: Store, variants: list[Variant]) -> None:
         spec = get_channel(channel)
         evidence = Evidence(facts[pid], brands)
         scores = [score_variant(v.fields, spec, facts[pid], evidence=evidence) for v in group]
-        set_score = score_set([v.fields for v in group], scores)
+        set_score = score_set([v.fields for v in group], scores, spec)
         for v, score in zip(group, scores):
             v.scores = {**score.to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu,
                                                     "size": len(group)}, "scored_on_read": True}
@@ -632,7 +637,7 @@ def rescore(store: Store, variant: Variant, banned: Sequence[str] = DEFAULT_BANN
                 if v.variant_id != variant.variant_id and v.status != "rejected"]
     group = [variant, *siblings]
     scores = [score_variant(v.fields, spec, facts, banned=banned, evidence=evidence) for v in group]
-    set_score = score_set([v.fields for v in group], scores)
+    set_score = score_set([v.fields for v in group], scores, spec)
     return {**scores[0].to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu, "size": len(group)}}
 
 

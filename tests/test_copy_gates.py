@@ -1,0 +1,79 @@
+"""Gates: each built from copy a person refused on real output (issue 13), and none firing on the team's own examples."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.copy.channels import CHANNELS, get_channel
+from core.copy.facts import ProductFacts
+from core.copy.gates import asset_gates, set_gates
+from core.copy.prompts import EXAMPLE_PRODUCTS, EXAMPLES
+from core.copy.scoring import score_set, score_variant
+
+RSA = get_channel("google_rsa")
+JACKET = ProductFacts("P-J", "10000 mm Waterproof Rain Jacket", "Harbor & Pine", "Outerwear", 169.95, "USD", None,
+                      {"material": "recycled nylon", "waterproof_rating_mm": 10000, "waterproof": True})
+LEGO = ProductFacts("P-L", "LEGO Minecraft Creeper BigFig and Ocelot Characters 21156 Buildable Toy Minecraft Figure", "LEGO",
+                    "Toys & Games", 19.99, "USD", None, {"category_path": "Toys & Games | Building Toys | Building Sets"})
+
+
+def gates_of(fields: dict[str, str], facts: ProductFacts = JACKET, channel: str = "google_rsa") -> set[tuple[str, str]]:
+    return {(g.gate, g.field) for g in asset_gates(fields, get_channel(channel), facts)}
+
+
+@pytest.mark.parametrize(
+    ("fields", "facts", "expected"),
+    [
+        ({"headline": "Building Sets", "description": "Category: Building Sets."}, LEGO, ("data_label", "description")),
+        ({"headline": "169.95 USD", "description": "Stays dry in a downpour."}, JACKET, ("price_headline", "headline")),
+        ({"headline": "$169.95", "description": "Stays dry in a downpour."}, JACKET, ("price_headline", "headline")),
+        ({"headline": "Creeper BigFig", "description": "LEGO Minecraft Creeper BigFig and Ocelot Characters 21156 Buildable Toy Minecraft Figure"},
+         LEGO, ("raw_title", "description")),
+        ({"headline": "10000 mm Waterproof Rain", "description": "Stays dry in a downpour."}, JACKET, ("cut_title", "headline")),
+        ({"headline": "Rain Jacket", "description": "A 10000 mm waterproof Rain Jacket with 10000 mm Waterproof Jacket. It is waterproof."},
+         JACKET, ("redundant", "description")),
+        ({"headline": "Rain Jacket", "description": "Made of recycled nylon and I'm about"}, JACKET, ("unfinished", "description")),
+        ({"headline": "Your order is for Harbor & Pine", "description": "Stays dry in a downpour."}, JACKET, ("off_voice", "headline")),
+        ({"headline": "RE: your rain jacket", "description": "Stays dry in a downpour."}, JACKET, ("off_voice", "headline")),
+        ({"headline": "Rain Jacket", "description": "Hello, I am a brave adventurer who loves rain."}, JACKET, ("off_voice", "description")),
+        ({"headline": "Rain Jacket", "headline_2": "Rain jacket!", "description": "Stays dry in a downpour."}, JACKET, ("repeated", "headline_2")),
+    ],
+)
+def test_copy_a_marketer_refused_fails_its_gate(fields, facts, expected) -> None:
+    assert expected in gates_of(fields, facts)
+
+
+def test_titles_cut_at_a_natural_end_or_after_a_model_number_pass() -> None:
+    shoe = ProductFacts("P-S", "Stride Tempo 3 Road Running Shoe", "Stride", "Shoes", 120.0, "USD", None, {})
+    assert not gates_of({"headline": "Stride Tempo 3", "description": "A road running shoe."}, shoe)
+    coat = ProductFacts("P-C", "Harbor & Pine Rain Jacket, recycled nylon", "Harbor & Pine", "Outerwear", 169.0, "USD", None, {})
+    assert not gates_of({"headline": "Harbor & Pine Rain Jacket", "description": "Stays dry in a downpour."}, coat)
+
+
+def test_the_teams_own_examples_pass_every_gate() -> None:
+    # The few-shot answers are the copy the team would publish: a gate firing on them is a gate that is wrong.
+    for channel, examples in EXAMPLES.items():
+        spec = CHANNELS[channel]
+        for ex in examples:
+            fields = {f.key: line.split(":", 1)[1].strip() for line in ex.answer.splitlines()
+                      for f in spec.fields if line.startswith(f.label.rstrip(":") + ":")}
+            assert not asset_gates(fields, spec, EXAMPLE_PRODUCTS[ex.product]), (channel, ex.product, fields)
+
+
+def test_the_same_description_in_every_variant_is_caught_after_the_first() -> None:
+    same = "LEGO Minecraft figure to build."
+    variants = [{"headline": h, "description": same} for h in ("Build a Creeper", "Creeper and Ocelot", "Minecraft Figures")]
+    failures = set_gates(variants, RSA)
+    assert failures[0] == [] and [f.gate for f in failures[1]] == [f.gate for f in failures[2]] == ["same_in_set"]
+    assert "same as in variant 1" in failures[2][0].message
+
+
+def test_a_gate_halves_the_score_and_ranks_the_variant_after_usable_ones() -> None:
+    good = {"headline": "Stays Dry in a Downpour", "description": "A 10,000 mm rain jacket in recycled nylon."}
+    bad = {"headline": "169.95 USD", "description": "A 10,000 mm rain jacket in recycled nylon, light and packable."}
+    scores = [score_variant(v, RSA, JACKET) for v in (bad, good)]
+    score_set([bad, good], scores, RSA)
+    assert scores[1].usable and not scores[0].usable
+    assert (scores[1].rank, scores[0].rank) == (1, 2)
+    assert scores[0].overall <= 50 and scores[0].explanation.startswith("not usable as is (price headline)")
+    assert scores[0].to_dict()["usable"] is False and scores[0].to_dict()["gates"][0]["field"] == "headline"
