@@ -10,6 +10,9 @@ products × several channels, then measures what a marketer would check by hand:
   not back, as flagged by the faithfulness score;
 - false flags: flagged claims whose words do appear in the product's data (an independent,
   cruder substring check: a flag it contradicts is worth a look, not proof of a bug);
+- usable assets: the share of returned assets (headlines, descriptions…) that pass every gate
+  (``core.copy.gates``, re-run here on the returned text and the product's set), and the share
+  of variants whose every asset does;
 - diversity: mean distinct-2 and self-BLEU of each product's set;
 - effort: candidates asked for, candidates rejected by repair, rounds needed, products short
   of n variants, seconds.
@@ -51,6 +54,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from core.config import load_settings  # noqa: E402
 from core.copy.channels import get_channel  # noqa: E402
 from core.copy.facts import iter_values, load_facts  # noqa: E402
+from core.copy.gates import asset_gates, set_gates  # noqa: E402
 from core.copy.limits import check_fields  # noqa: E402
 from core.copy.variants import GenerationRequest, engine_generate_fn, generate_variants  # noqa: E402
 from core.llm import load_engine  # noqa: E402
@@ -84,15 +88,24 @@ CHUNK = 5  # products per generate call, and per line of the --state file
 def run_chunk(store: Store, generate_fn, product_ids: list[str], channel: str, n: int, seed: int) -> dict:  # noqa: ANN001
     """Generate for a few products and keep, per product, only what the table needs."""
     spec = get_channel(channel)
-    texts = {pid: data_text(f) for pid, f in load_facts(store, product_ids).items()}
+    facts = load_facts(store, product_ids)
+    texts = {pid: data_text(f) for pid, f in facts.items()}
     started = time.perf_counter()
     request = GenerationRequest(product_ids=tuple(product_ids), channel=channel, tones=("friendly",), n=n, seed=seed)
     variants = generate_variants(store, generate_fn, request)
     products = {pid: {"variants": []} for pid in product_ids}
+    # Usable assets, re-checked here from the returned text (not from the scores the generator stored).
+    failing: dict[int, set[str]] = {}
+    for pid in product_ids:
+        group = [v for v in variants if v.product_id == pid]
+        for v, set_failures in zip(group, set_gates([v.fields for v in group], spec)):
+            failing[id(v)] = {g.field for g in [*asset_gates(v.fields, spec, facts[pid]), *set_failures]}
     for v in variants:
         claims = v.scores.get("unsupported_claims", [])
+        assets = [k for k, value in v.fields.items() if str(value).strip()]
         products[v.product_id]["variants"].append({
             "within_limits": not check_fields(v.fields, spec), "claims": len(claims), "tries": v.tries,
+            "assets": len(assets), "usable_assets": sum(k not in failing[id(v)] for k in assets),
             "false_flags": [c["text"] for c in claims if is_false_flag(c["text"], texts[v.product_id])]})
         products[v.product_id].update(set=v.scores.get("set", {}), candidates=int(v.params.get("candidates", 0)),
                                       rejected=int(v.params.get("rejected", 0)))
@@ -117,6 +130,11 @@ def summarize(channel: str, chunks: list[dict], n: int) -> dict:
         "candidates": sum(p.get("candidates", 0) for p in products),
         "rejected": sum(p.get("rejected", 0) for p in products),
         "mean_tries": statistics.mean(v["tries"] for v in variants) if variants else float("nan"),
+        # Chunks recorded before the gates existed have no asset counts: the rate is over those that do.
+        "usable_assets": (sum(v.get("usable_assets", 0) for v in variants) / assets
+                          if (assets := sum(v.get("assets", 0) for v in variants)) else float("nan")),
+        "usable_variants": (sum(v["usable_assets"] == v["assets"] for v in variants if "assets" in v)
+                            / max(1, sum("assets" in v for v in variants))),
         "seconds": sum(c["seconds"] for c in chunks),
     }
 
@@ -183,11 +201,12 @@ def main() -> None:
 
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs; model {info.summary} (loaded in {load_s:.1f} s); "
           f"{len(ids)} of {source}, tone friendly, n={args.n}, temperature 0.8, oversample 3, seed {args.seed}.\n")
-    print("| channel | variants | within limits | with an unsupported claim | claims flagged | false flags | "
-          "products short of n | mean distinct-2 | mean self-BLEU | candidates (rejected) | mean rounds | time (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| channel | variants | within limits | usable assets | variants with every asset usable | with an unsupported claim | "
+          "claims flagged | false flags | products short of n | mean distinct-2 | mean self-BLEU | candidates (rejected) | mean rounds | time (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['channel']} | {r['variants']} | {r['within_limits']:.1%} | {r['with_claims']:.1%} | {r['claims']} | "
+        print(f"| {r['channel']} | {r['variants']} | {r['within_limits']:.1%} | {r['usable_assets']:.1%} | {r['usable_variants']:.1%} | "
+              f"{r['with_claims']:.1%} | {r['claims']} | "
               f"{len(r['false_flags'])} | {r['short']} of {r['products']} | {r['distinct_2']:.2f} | {r['self_bleu']:.2f} | "
               f"{r['candidates']} ({r['rejected']}) | {r['mean_tries']:.2f} | {r['seconds']:.0f} |")
     for r in rows:

@@ -25,6 +25,8 @@ def gates_of(fields: dict[str, str], facts: ProductFacts = JACKET, channel: str 
     ("fields", "facts", "expected"),
     [
         ({"headline": "Building Sets", "description": "Category: Building Sets."}, LEGO, ("data_label", "description")),
+        ({"headline": "Rain Jacket", "description": "Stays dry. Capacity: 750 ml. Comes in blue."}, JACKET, ("data_label", "description")),
+        ({"headline": "Rain Jacket", "description": "Waterproof rating mm: 10000."}, JACKET, ("data_label", "description")),
         ({"headline": "169.95 USD", "description": "Stays dry in a downpour."}, JACKET, ("price_headline", "headline")),
         ({"headline": "$169.95", "description": "Stays dry in a downpour."}, JACKET, ("price_headline", "headline")),
         ({"headline": "Creeper BigFig", "description": "LEGO Minecraft Creeper BigFig and Ocelot Characters 21156 Buildable Toy Minecraft Figure"},

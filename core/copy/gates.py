@@ -21,16 +21,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.copy.channels import ChannelSpec
-from core.copy.facts import ProductFacts
+from core.copy.facts import ProductFacts, attribute_key
 
 __all__ = ["GateFailure", "asset_gates", "set_gates"]
 
-# "Category: …", "Price - …": a field name of the catalog followed by its value.
-_DATA_LABEL = re.compile(
-    r"(?:^|[.!?]\s+)(category|price|brand|title|material|color|colour|size|sku|asin|attributes?|description|"
-    r"product(?: name)?|type|model(?: number)?|weight|dimensions)\s*[:=]\s*\S",
-    re.IGNORECASE,
-)
+# "Category: …", "Capacity: 750 ml": a catalog field or attribute name followed by its value.
+_LABELLED = re.compile(r"(?:^|[.!?;]\s+)([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*\S")
+_DATA_LABELS = frozenset({
+    "category", "price", "brand", "title", "material", "color", "colour", "size", "sku", "asin", "attribute", "attributes",
+    "description", "product", "product name", "type", "model", "model number", "weight", "dimensions", "capacity",
+    "volume", "certification", "certifications", "features", "specifications",
+})
 _PRICE = r"(?:[$€£¥₹]\s*\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s*(?:USD|EUR|GBP|JPY|INR|[$€£¥₹]))"
 _PRICE_ONLY = re.compile(rf"^\W*(?:only|just|from|now)?\W*{_PRICE}\W*$", re.IGNORECASE)
 _FAKE_REPLY = re.compile(r"^\s*(?:re|fw|fwd)\s*:|\byour order (?:is|has|#)|\border (?:confirmation|#\s*\d)", re.IGNORECASE)
@@ -98,6 +99,7 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
     failures: list[GateFailure] = []
     title = facts.title or ""
     title_words = len(_words(title))
+    keys = {attribute_key(k) for k in facts.attributes}
     seen: dict[str, str] = {}
     for fspec in spec.fields:
         value = str(fields.get(fspec.key) or "").strip()
@@ -106,7 +108,8 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
         label = fspec.label.rstrip(":")
         short = bool(fspec.max_chars and fspec.max_chars <= 60)  # headlines, subjects, paths
         # "Category: Building Sets." is a label; "OVEN SAFE: goes into the oven…" is Amazon's bullet style.
-        if any(not m.group(1).isupper() for m in _DATA_LABEL.finditer(value)):
+        if any(not m.group(1).isupper() and (m.group(1).strip().lower() in _DATA_LABELS or attribute_key(m.group(1)) in keys)
+               for m in _LABELLED.finditer(value)):
             failures.append(GateFailure("data_label", fspec.key, f"{label} echoes a data label ({value[:40]!r}), not copy."))
         if short and _PRICE_ONLY.match(value):
             failures.append(GateFailure("price_headline", fspec.key, f"{label} is only a price ({value!r}); say what the product does."))
