@@ -160,6 +160,10 @@ for product_id in dict.fromkeys(v.product_id for v in shown):
                     st.warning(plain(claim))
                 for gate in v.scores.get("gates", []):  # limits kept, yet not publishable as is: say what to fix
                     st.warning(plain(gate["message"]))
+                if strength := v.scores.get("ad_strength"):
+                    st.markdown(f"**Ad strength: {strength['level']}**")
+                    if strength["actions"]:
+                        st.caption(plain(" ".join(strength["actions"])))
                 coverage = v.scores.get("coverage", {})
                 if coverage:
                     st.caption(plain("Mentions: " + (", ".join(coverage.get("mentioned", [])) or "no key attribute")))

@@ -416,3 +416,11 @@ def test_json_export_of_approved_variants(demo) -> None:
     assert "prompt" not in items[0]["params"] and items[0]["params"]["model"] == "fake-135m"
     assert items[0]["scores"]["rank"] == 1
     assert "prompt" in json.loads(approved_json(demo, channel="amazon", include_prompt=True))[0]["params"]
+
+
+def test_an_rsa_carries_its_ad_strength_and_other_channels_none(demo) -> None:
+    rsa = generate_variants(demo, FakeModel(), GenerationRequest(("P0001",), "google_rsa", n=1))[0]
+    assert rsa.scores["ad_strength"]["level"] == "Poor"  # three headlines and two descriptions, as the channel asks today
+    assert rsa.scores["ad_strength"]["actions"][0].startswith("Add 12 more headlines")
+    meta = generate_variants(demo, FakeModel(), GenerationRequest(("P0001",), "meta", n=1))[0]
+    assert "ad_strength" not in meta.scores

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from core.copy.ad_strength import ad_strength
 from core.copy.channels import CHANNELS, ChannelSpec, get_channel, get_tone
 from core.copy.facts import ProductFacts, catalog_brands, instruction_like, iter_values, load_facts
 from core.copy.limits import Repaired, check_fields, repair
@@ -446,7 +447,7 @@ def generate_variants(
         ordered = sorted(zip(pairs, scores), key=lambda item: item[1].rank)
         for (variant, _), score in ordered:
             variant.scores = {**score.to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu,
-                                                          "size": len(pairs)}}
+                                                          "size": len(pairs)}, **_ad_strength(variant.fields, spec, facts[variant.product_id])}
             variants.append(variant)
     report(1.0, "Stopped: kept the finished products" if cancelled else f"{len(variants)} variant(s) ready")
     if save and variants:
@@ -625,7 +626,7 @@ def _score_unscored(store: Store, variants: list[Variant]) -> None:
         set_score = score_set([v.fields for v in group], scores, spec)
         for v, score in zip(group, scores):
             v.scores = {**score.to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu,
-                                                    "size": len(group)}, "scored_on_read": True}
+                                                    "size": len(group)}, "scored_on_read": True, **_ad_strength(v.fields, spec, facts[pid])}
 
 
 def rescore(store: Store, variant: Variant, banned: Sequence[str] = DEFAULT_BANNED) -> dict[str, Any]:
@@ -638,7 +639,15 @@ def rescore(store: Store, variant: Variant, banned: Sequence[str] = DEFAULT_BANN
     group = [variant, *siblings]
     scores = [score_variant(v.fields, spec, facts, banned=banned, evidence=evidence) for v in group]
     set_score = score_set([v.fields for v in group], scores, spec)
-    return {**scores[0].to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu, "size": len(group)}}
+    return {**scores[0].to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu, "size": len(group)},
+            **_ad_strength(variant.fields, spec, facts)}
+
+
+def _ad_strength(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFacts) -> dict[str, Any]:
+    """{"ad_strength": …} for a Google RSA (the product's kind as its keyword), nothing for other channels."""
+    if spec.name != "google_rsa":
+        return {}
+    return {"ad_strength": ad_strength(fields, [facts.kind] if facts.kind else []).to_dict()}
 
 
 def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, banned: Sequence[str] = DEFAULT_BANNED) -> Variant:

@@ -270,6 +270,9 @@ def test_write_copy_approve_and_export(page: Page, shot: Shot, js_errors: list[s
     approve = page.get_by_role("button", name="Approve")
     expect(approve.first).to_be_visible()
     expect(page.get_by_text("Within every limit of the channel.").first).to_be_visible()
+    # The ad-strength meter, with what to do next: three headlines of fifteen today.
+    expect(page.get_by_text(re.compile(r"Ad strength: (Incomplete|Poor|Average|Good|Excellent)")).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Add \d+ more headlines")).first).to_be_visible()
     shot("drafts")
 
     approve.first.click()
