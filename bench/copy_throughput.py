@@ -212,6 +212,7 @@ class CountingEngine:
         self.notices = generator.notices
         self.calls = self.rows = self.prompt_tokens = self.completion_tokens = 0
         self.generate_seconds = 0.0
+        self.per_call: list[tuple[int, float, int]] = []  # (rows, seconds, longest answer in tokens) per model call
 
     def describe(self):  # noqa: ANN201 - ModelInfo
         return self.generator.describe()
@@ -224,6 +225,7 @@ class CountingEngine:
         self.rows += len(results)
         self.prompt_tokens += sum(r.prompt_tokens for r in results)
         self.completion_tokens += sum(r.completion_tokens for r in results)
+        self.per_call.append((len(results), time.perf_counter() - started, max((r.completion_tokens for r in results), default=0)))
         return results
 
 
@@ -270,6 +272,10 @@ def product_path(generator: Generator, args: argparse.Namespace) -> None:
           f"| {engine.prompt_tokens / max(engine.generate_seconds, 1e-9):,.0f} | {engine.completion_tokens / max(engine.generate_seconds, 1e-9):,.0f} "
           f"| {len(products) / seconds:.2f} |", flush=True)
     print(f"{'under' if seconds < 60 else 'over'} one minute for {len(ids)} products")
+    # Where the time goes: a call costs its longest answer's decoding steps, whatever its row count.
+    print("\n| model call | rows | seconds | longest answer (tokens) | ms per decoding step |\n|---|---|---|---|---|")
+    for i, (rows, secs, longest) in enumerate(engine.per_call, start=1):
+        print(f"| {i} | {rows} | {secs:.1f} | {longest} | {1000 * secs / max(1, longest):.0f} |")
     if args.sets_out:
         with args.sets_out.open("w", encoding="utf-8") as out:
             for v in variants:

@@ -34,9 +34,11 @@ log "1. raw generation throughput (headline prompt), batch 1..512, and 1,000 pro
 timeout 120 $PY bench/copy_throughput.py --model "${MARKETLAB_MODEL:-HuggingFaceTB/SmolLM2-135M-Instruct}" --device "$DEVICE" --batches "1,8,32,$(n 128),$(n 512)" --repeat 2 \
     --catalog "$(n 1000)" --catalog-batch "$(n 128)" 2>"$OUT/throughput.err" | tee "$OUT/throughput.md"
 
+# 2026-12-04 on an H200: ~75 s per 128-product request (cost per decoding step x rounds, not per row), so
+# twice the rows per call (~58 GiB of KV cache at ~1,100 prompt tokens); the per-call table says where time goes.
 log "2. product path: Google RSA sets for 1,000 real Amazon products (generate_variants, few-shot prompt, gates, 3 rounds)"
 timeout 240 $PY bench/copy_throughput.py --model "${MARKETLAB_MODEL:-HuggingFaceTB/SmolLM2-135M-Instruct}" --device "$DEVICE" --batches 1 --repeat 1 --rsa-sets "$(n 1000)" \
-    --products-file "$CATALOG" --request-batch "$(n 128)" --max-rows "$(n 1152)" --sets-out "$OUT/rsa_sets.jsonl" \
+    --products-file "$CATALOG" --request-batch "$(n 256)" --max-rows "$(n 2304)" --sets-out "$OUT/rsa_sets.jsonl" \
     2>"$OUT/rsa.err" | tee "$OUT/rsa.md"
 
 log "3. LoRA training (peft, r=16): step cost by shape, then 2 epochs on the accepted RSA sets"
