@@ -33,9 +33,6 @@ class TableContract:
     fields: tuple[Field, ...]
     key: tuple[str, ...]
     has_attributes: bool  # unmapped columns are kept as attributes rather than dropped
-    # Where a file has no key column the key is made from the row's content, and identical
-    # rows are merged rather than rejected as duplicates (events, reviews).
-    key_from_content: bool = False
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
@@ -91,7 +88,6 @@ CONTRACTS: dict[str, TableContract] = {
         # so re-uploading a file replaces its rows and never merges two real ones.
         key=("row_key",),
         has_attributes=False,
-        key_from_content=True,
     ),
     "users": TableContract(
         "users",
@@ -116,7 +112,6 @@ CONTRACTS: dict[str, TableContract] = {
         ),
         key=("review_id",),
         has_attributes=False,
-        key_from_content=True,
     ),
 }
 

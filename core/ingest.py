@@ -379,20 +379,14 @@ def _parse(
     return out, reason, warnings
 
 
-def _check_duplicates(
-    out: pd.DataFrame, reason: pd.Series, lines: pd.Series, spec: TableContract, *, merge: bool
-) -> tuple[pd.DataFrame, pd.Series, list[str]]:
-    warnings: list[str] = []
+def _check_duplicates(out: pd.DataFrame, reason: pd.Series, lines: pd.Series, spec: TableContract) -> pd.Series:
+    """Reasons with every row that shares its key with another row of the file rejected.
+
+    A file that lists one id twice is ambiguous: which row is right? Reject both, say where.
+    (Events never get here: each row is its own key. Reviews without ids get one from their
+    line, so none repeat.)
+    """
     key = list(spec.key)
-    ok = reason.isna()
-    if merge:
-        # Identical events or reviews are one fact recorded twice (double-fired tags, re-exports).
-        dup = out.duplicated(subset=key, keep="last") & ok
-        if dup.any():
-            warnings.append(f"{int(dup.sum())} row(s) repeated an earlier row's {' + '.join(key)} and were merged (the last one kept).")
-            out, reason, lines = out[~dup], reason[~dup], lines[~dup]
-        return out, reason, warnings
-    # A file that lists one id twice is ambiguous: which row is right? Reject both, say where.
     dup = out.duplicated(subset=key, keep=False) & out[key[0]].notna()
     if dup.any():
         all_lines = lines[dup].groupby(out.loc[dup, key[0]]).agg(lambda s: line_list(list(s)))
@@ -400,7 +394,7 @@ def _check_duplicates(
             kid = out.at[idx, key[0]]
             message = f"duplicate {key[0]} {_show(kid)} in this file (lines {all_lines[kid]})"
             reason[idx] = message if pd.isna(reason[idx]) else f"{reason[idx]}; {message}"
-    return out, reason, warnings
+    return reason
 
 
 def _row_identity(raw: RawTable) -> tuple[pd.Series, pd.Series]:
@@ -582,7 +576,6 @@ def prepare(
         raise
     out, reason, warnings = _parse(raw, spec, mapping, constants)
     lines = pd.Series(raw.lines, index=raw.frame.index)
-    merge_repeats = spec.key_from_content
     totals: dict[str, dict[str, float]] = {}
     duplicates = dropped = 0
     if table == "products":
@@ -599,12 +592,10 @@ def prepare(
             out, reason, lines = out[~repeats], reason[~repeats], lines[~repeats]
         not_stored = pd.concat([out[reason.notna()], not_kept])
         totals["not_stored"] = {**event_totals(not_stored), "rows": len(not_stored) + len(raw.ragged)}
-        merge_repeats = False  # every row has its own key: nothing to merge
     if table == "reviews":
         given = out["review_id"].notna()
         # The file's own ids: one listed twice is ambiguous, as for products, so both rows are
         # rejected rather than merged.
-        merge_repeats = not given.any()
         if not given.all():
             # Two identical "Love it!" reviews on one day are two people, so the line is part of
             # the id: re-uploading the same file still updates rather than duplicates. Rows
@@ -617,8 +608,7 @@ def prepare(
                 else f"{int((~given).sum())} review(s) have no id; each one's id is made from its line and content."
             )
     if table != "events":
-        out, reason, dup_warnings = _check_duplicates(out, reason, lines, spec, merge=merge_repeats)
-        warnings += dup_warnings
+        reason = _check_duplicates(out, reason, lines, spec)
     ignored = [s for s, t in mapping.items() if t == IGNORE]
     if ignored:
         warnings.append(f"Ignored column(s): {', '.join(ignored)}.")

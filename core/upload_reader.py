@@ -15,7 +15,6 @@ import csv
 import hashlib
 import io
 import json
-import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -225,7 +224,7 @@ def _sniff_delimiter(text: str, fmt: str) -> str:
         return best
     # No delimiter in the header: a space-aligned report (CDNOW as published) when the header
     # and the first data lines split on whitespace into the same number of fields.
-    lines = [ln for ln in text.splitlines()[:6] if ln.strip()]
+    lines = [ln for ln in text[:65536].splitlines()[:6] if ln.strip()]  # the head: not a split of the whole file
     widths = {len(ln.split()) for ln in lines}
     if len(lines) > 1 and len(widths) == 1 and widths.pop() > 1:
         return WHITESPACE

@@ -10,12 +10,12 @@ keyword 'water bottle'"). No pins are set by MarketLab, so pinning never lowers 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core.copy.scoring import NEAR_DUPLICATE, bleu, tokens
+from core.copy.gates import asset_key
+from core.copy.scoring import NEAR_DUPLICATE, similarity
 
 __all__ = ["LEVELS", "AdStrength", "ad_strength"]
 
@@ -38,17 +38,13 @@ class AdStrength:
         return asdict(self)
 
 
-def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
-
-
 def _distinct(texts: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """Texts kept once (case and punctuation aside), and the pairs that say nearly the same thing."""
     kept: list[str] = []
     pairs: list[tuple[str, str]] = []
     for text in texts:
-        twin = next((k for k in kept if _norm(k) == _norm(text) or max(bleu(tokens(text), [tokens(k)]),
-                                                                       bleu(tokens(k), [tokens(text)])) >= NEAR_DUPLICATE), None)
+        twin = next((k for k in kept if asset_key(k) == asset_key(text)
+                     or similarity({"a": k}, {"a": text}) >= NEAR_DUPLICATE), None)
         if twin is None:
             kept.append(text)
         else:
@@ -62,8 +58,8 @@ def ad_strength(fields: Mapping[str, str], keywords: Sequence[str] = ()) -> AdSt
     descriptions = [str(v).strip() for k, v in fields.items() if k.startswith("description") and str(v).strip()]
     unique_h, near_h = _distinct(headlines)
     unique_d, near_d = _distinct(descriptions)
-    wanted = [k for k in (_norm(k) for k in keywords) if k]
-    with_keyword = sum(any(k in _norm(h) for k in wanted) for h in unique_h)
+    wanted = [k for k in (asset_key(k) for k in keywords) if k]
+    with_keyword = sum(any(k in asset_key(h) for k in wanted) for h in unique_h)
     actions: list[str] = []
     if len(headlines) < 3 or len(descriptions) < 2:
         level = "Incomplete"

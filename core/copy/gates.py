@@ -23,7 +23,7 @@ from typing import Any
 from core.copy.channels import ChannelSpec
 from core.copy.facts import ProductFacts, attribute_key
 
-__all__ = ["GateFailure", "asset_gates", "set_gates"]
+__all__ = ["GateFailure", "asset_gates", "asset_key", "set_gates"]
 
 # "Category: …", "Capacity: 750 ml": a catalog field or attribute name followed by its value.
 _LABELLED = re.compile(r"(?:^|[.!?;]\s+)([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*\S")
@@ -54,7 +54,8 @@ class GateFailure:
         return asdict(self)
 
 
-def _norm(text: str) -> str:
+def asset_key(text: str) -> str:
+    """What makes two assets the same one: their words, case and punctuation aside ("Rain jacket!" = "rain jacket")."""
     return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
 
 
@@ -114,7 +115,7 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
         if short and _PRICE_ONLY.match(value):
             failures.append(GateFailure("price_headline", fspec.key, f"{label} is only a price ({value!r}); say what the product does."))
         # A listing's own title field is where the title belongs; elsewhere it is pasted, not written.
-        if not short and fspec.key != "title" and title_words >= _LONG_TITLE and _norm(title) in _norm(value):
+        if not short and fspec.key != "title" and title_words >= _LONG_TITLE and asset_key(title) in asset_key(value):
             failures.append(GateFailure("raw_title", fspec.key, f"{label} pastes the whole product title; a description says what it does."))
         if short and _cut_inside_phrase(value, title):
             failures.append(GateFailure("cut_title", fspec.key, f"{label} cuts the title inside its phrase ({value!r}): it drops the noun."))
@@ -126,7 +127,7 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
             failures.append(GateFailure("unfinished", fspec.key, f"{label} stops mid-sentence ({value[-30:]!r})."))
         if _FAKE_REPLY.search(value) or _FIRST_PERSON.search(value):
             failures.append(GateFailure("off_voice", fspec.key, f"{label} pretends to be a reply, an order or a person ({value[:40]!r})."))
-        key = _norm(value)
+        key = asset_key(value)
         if key in seen:
             failures.append(GateFailure("repeated", fspec.key, f"{label} repeats {seen[key]} word for word."))
         else:
@@ -146,7 +147,7 @@ def set_gates(variant_fields: Sequence[Mapping[str, str]], spec: ChannelSpec) ->
             value = str(fields.get(fspec.key) or "").strip()
             if not value:
                 continue
-            key = (fspec.key, _norm(value))
+            key = (fspec.key, asset_key(value))
             if key in first_use:
                 out[i].append(GateFailure("same_in_set", fspec.key,
                                           f"{fspec.label.rstrip(':')} is the same as in variant {first_use[key] + 1} of this set."))

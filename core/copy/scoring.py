@@ -595,6 +595,11 @@ class VariantScore:
         return self.compliant and not self.gates
 
     @property
+    def gate_kinds(self) -> set[str]:
+        """The distinct gates failed: what the score is halved for, once each."""
+        return {g["gate"] for g in self.gates}
+
+    @property
     def distinct_claims(self) -> list[str]:
         """Each unsupported claim once, however many fields repeat it."""
         return list(dict.fromkeys(c["text"].lower() for c in self.unsupported_claims))
@@ -675,7 +680,7 @@ def _explain(score: VariantScore, parts: dict[str, float], size: int) -> str:
         f"{names.get(k, k)} {WEIGHTS[k] * parts[k]:.0f}/{WEIGHTS[k]} ({notes[k]})" for k in WEIGHTS
     )
     if score.gates:
-        kinds = sorted({g["gate"].replace("_", " ") for g in score.gates})
+        kinds = sorted(k.replace("_", " ") for k in score.gate_kinds)
         text = (f"not usable as is ({', '.join(kinds)}): halved per failed gate, ranked after usable variants; " + text)
     if not score.compliant:
         broken = [k for k, info in score.fields.items() if info["problems"]]
@@ -710,7 +715,7 @@ def score_set(variant_fields: Sequence[Mapping[str, str]], scores: Sequence[Vari
     for score in scores:
         parts = components(score)
         score.components = {k: round(v, 3) for k, v in parts.items()}
-        penalty = 0.5 ** len({g["gate"] for g in score.gates})
+        penalty = 0.5 ** len(score.gate_kinds)
         score.overall = round(sum(WEIGHTS[k] * parts[k] for k in WEIGHTS) * penalty, 1)
     order = sorted(range(len(scores)), key=lambda i: (not scores[i].compliant, bool(scores[i].gates), -scores[i].overall, i))
     for rank, i in enumerate(order, start=1):

@@ -195,7 +195,7 @@ class _Candidate:
         # ("Love you" plus fallbacks) passes gates by not trying. Among the rest, the gates choose.
         prelim = sum(WEIGHTS[k] * v for k, v in components(self.score).items())
         return (not self.score.compliant, len(self.score.distinct_claims), bool(self.score.banned),
-                not self.names_product, -self.repaired.from_model, len({g["gate"] for g in self.score.gates}), -prelim)
+                not self.names_product, -self.repaired.from_model, len(self.score.gate_kinds), -prelim)
 
 
 @dataclass
