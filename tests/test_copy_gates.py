@@ -45,6 +45,11 @@ def test_copy_a_marketer_refused_fails_its_gate(fields, facts, expected) -> None
     assert expected in gates_of(fields, facts)
 
 
+def test_a_data_label_is_quoted_from_the_label_on() -> None:
+    failure = asset_gates({"headline": "Rain Jacket", "description": "Made of stainless steel. Capacity: 750 ml."}, RSA, JACKET)[0]
+    assert failure.message == "Description echoes a data label ('Capacity: 750 ml.'), not copy."
+
+
 def test_titles_cut_at_a_natural_end_or_after_a_model_number_pass() -> None:
     shoe = ProductFacts("P-S", "Stride Tempo 3 Road Running Shoe", "Stride", "Shoes", 120.0, "USD", None, {})
     assert not gates_of({"headline": "Stride Tempo 3", "description": "A road running shoe."}, shoe)

@@ -109,9 +109,11 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
         label = fspec.label.rstrip(":")
         short = bool(fspec.max_chars and fspec.max_chars <= 60)  # headlines, subjects, paths
         # "Category: Building Sets." is a label; "OVEN SAFE: goes into the oven…" is Amazon's bullet style.
-        if any(not m.group(1).isupper() and (m.group(1).strip().lower() in _DATA_LABELS or attribute_key(m.group(1)) in keys)
-               for m in _LABELLED.finditer(value)):
-            failures.append(GateFailure("data_label", fspec.key, f"{label} echoes a data label ({value[:40]!r}), not copy."))
+        labelled = next((m for m in _LABELLED.finditer(value) if not m.group(1).isupper()
+                         and (m.group(1).strip().lower() in _DATA_LABELS or attribute_key(m.group(1)) in keys)), None)
+        if labelled:  # quoted from the label on: the start of the field may be fine ("Made of steel. Capacity: 750 ml.")
+            failures.append(GateFailure("data_label", fspec.key,
+                                        f"{label} echoes a data label ({value[labelled.start(1):][:40]!r}), not copy."))
         if short and _PRICE_ONLY.match(value):
             failures.append(GateFailure("price_headline", fspec.key, f"{label} is only a price ({value!r}); say what the product does."))
         # A listing's own title field is where the title belongs; elsewhere it is pasted, not written.
