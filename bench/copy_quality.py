@@ -13,6 +13,9 @@ products × several channels, then measures what a marketer would check by hand:
 - usable assets: the share of returned assets (headlines, descriptions…) that pass every gate
   (``core.copy.gates``, re-run here on the returned text and the product's set), and the share
   of variants whose every asset does;
+- selling-point coverage: the share of products whose set carries the product's top selling
+  point (``core.copy.selling_points``: concrete numbers and benefits first, colour and price last);
+- ad strength (Google RSA): the distribution of levels, recomputed here from the returned ad;
 - diversity: mean distinct-2 and self-BLEU of each product's set;
 - effort: candidates asked for, candidates rejected by repair, rounds needed, products short
   of n variants, seconds.
@@ -21,6 +24,11 @@ products × several channels, then measures what a marketer would check by hand:
     .venv/bin/python bench/copy_quality.py --products 5 --channels google_rsa   # a quick look
     .venv/bin/python bench/copy_quality.py --state bench/out/quality-50.jsonl   # resumable
     .venv/bin/python bench/copy_quality.py --catalog ../shared/data/real/amazon_products_promptcloud_2020/amazon_products_sample_1000.csv --products 10
+    .venv/bin/python bench/copy_quality.py --channels google_rsa --n 1 --peer --sample 20   # issue 13: before/after
+
+``--peer`` runs, in the same process on the same products, the path as it was before issue 13: the
+RSA as the model's one answer (3 headlines, 2 descriptions), chosen among candidates, not assembled.
+Its row is the time peer, and ``--sample`` prints that many products' sets (seeded) from both.
 
 On a quiet 2-core CPU the full run takes about 75 minutes (hours beside other work): with ``--state`` each
 chunk of products is written to that file as it finishes, and a later run with the same
@@ -52,7 +60,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.config import load_settings  # noqa: E402
-from core.copy.channels import get_channel  # noqa: E402
+from core.copy.ad_strength import ad_strength  # noqa: E402
+from core.copy.channels import CHANNELS, get_channel  # noqa: E402
+from core.copy.selling_points import carries, selling_points  # noqa: E402
 from core.copy.facts import iter_values, load_facts  # noqa: E402
 from core.copy.gates import asset_gates, set_gates  # noqa: E402
 from core.copy.limits import check_fields  # noqa: E402
@@ -102,9 +112,17 @@ def run_chunk(store: Store, generate_fn, product_ids: list[str], channel: str, n
             failing[id(v)] = {g.field for g in [*asset_gates(v.fields, spec, facts[pid]), *set_failures]}
     for v in variants:
         claims = v.scores.get("unsupported_claims", [])
-        assets = [k for k, value in v.fields.items() if str(value).strip()]
+        assets = [k for k, value in v.fields.items() if str(value).strip() and not k.startswith("path")]
+        points = selling_points(facts[v.product_id])
+        products[v.product_id].setdefault("has_point", bool(points))
+        products[v.product_id]["top_point"] = products[v.product_id].get("top_point", False) or bool(
+            points and any(carries(str(value), points[0]) for value in v.fields.values()))
+        products[v.product_id]["title"] = facts[v.product_id].title
+        products[v.product_id].setdefault("sets", []).append(v.fields)
         products[v.product_id]["variants"].append({
             "within_limits": not check_fields(v.fields, spec), "claims": len(claims), "tries": v.tries,
+            "ad_strength": ad_strength(v.fields, [facts[v.product_id].kind] if facts[v.product_id].kind else []).level
+            if channel == "google_rsa" else None,
             "assets": len(assets), "usable_assets": sum(k not in failing[id(v)] for k in assets),
             "false_flags": [c["text"] for c in claims if is_false_flag(c["text"], texts[v.product_id])]})
         products[v.product_id].update(set=v.scores.get("set", {}), candidates=int(v.params.get("candidates", 0)),
@@ -116,6 +134,7 @@ def summarize(channel: str, chunks: list[dict], n: int) -> dict:
     products = [p for c in chunks for p in c["products"].values()]
     variants = [v for p in products for v in p["variants"]]
     sets = [p["set"] for p in products if len(p["variants"]) > 1 and p.get("set")]
+    with_points = [p for p in products if p.get("has_point")]
     return {
         "channel": channel,
         "products": len(products),
@@ -135,32 +154,70 @@ def summarize(channel: str, chunks: list[dict], n: int) -> dict:
                           if (assets := sum(v.get("assets", 0) for v in variants)) else float("nan")),
         "usable_variants": (sum(v["usable_assets"] == v["assets"] for v in variants if "assets" in v)
                             / max(1, sum("assets" in v for v in variants))),
+        "top_point": (sum(p.get("top_point", False) for p in with_points) / len(with_points)) if with_points else float("nan"),
+        "strength": {level: sum(v.get("ad_strength") == level for v in variants) for level in
+                     ("Excellent", "Good", "Average", "Poor", "Incomplete") if any(v.get("ad_strength") for v in variants)},
         "seconds": sum(c["seconds"] for c in chunks),
     }
 
 
 def run_channel(store: Store, generate_fn, product_ids: list[str], channel: str, n: int, seed: int,  # noqa: ANN001
-                state: Path | None) -> dict:
+                state: Path | None, label: str = "") -> dict:
     done: dict[tuple[str, ...], dict] = {}
     if state is not None and state.exists():
         for line in state.read_text().splitlines():
             record = json.loads(line)
-            if record["channel"] == channel and record.get("n") == n and record.get("seed") == seed:
+            if (record["channel"] == channel and record.get("n") == n and record.get("seed") == seed
+                    and record.get("label", "") == label):
                 done[tuple(record["product_ids"])] = record
     chunks = []
     for start in range(0, len(product_ids), CHUNK):
         ids = product_ids[start:start + CHUNK]
         record = done.get(tuple(ids))
         if record is None:
-            record = {**run_chunk(store, generate_fn, ids, channel, n, seed), "n": n, "seed": seed}
+            record = {**run_chunk(store, generate_fn, ids, channel, n, seed), "n": n, "seed": seed, "label": label}
             if state is not None:
                 state.parent.mkdir(parents=True, exist_ok=True)
                 with state.open("a") as out:
                     out.write(json.dumps(record) + "\n")
-            print(f"{channel}: {start + len(ids)} of {len(product_ids)} products ({record['seconds']:.0f} s)",
+            print(f"{channel}{label}: {start + len(ids)} of {len(product_ids)} products ({record['seconds']:.0f} s)",
                   file=sys.stderr, flush=True)
         chunks.append(record)
-    return summarize(channel, chunks, n)
+    return {**summarize(channel + label, chunks, n), "chunks": chunks}
+
+
+def one_answer_format(channel: str):  # noqa: ANN201 - a context manager
+    """The format as it was before issue 13: the model's one answer is the ad (the time and quality peer)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def swapped():
+        before = CHANNELS[channel]
+        CHANNELS[channel] = before.writes
+        try:
+            yield
+        finally:
+            CHANNELS[channel] = before
+
+    return swapped()
+
+
+def print_sample(rows: list[dict], count: int, seed: int) -> None:
+    """``count`` products' sets, chosen at random (seeded), from every row, for a person to read."""
+    import random
+
+    pids = sorted({pid for r in rows for c in r["chunks"] for pid in c["products"]})
+    chosen = random.Random(seed).sample(pids, min(count, len(pids)))
+    for i, pid in enumerate(chosen, start=1):
+        for r in rows:
+            product = next((c["products"][pid] for c in r["chunks"] if pid in c["products"]), None)
+            if not product or not product.get("sets"):
+                continue
+            print(f"\n### {i}. {pid} — {product.get('title', '')[:80]} ({r['channel']})")
+            for fields in product["sets"]:
+                for key, value in fields.items():
+                    print(f"    {key:14} {value}")
+                print()
 
 
 def main() -> None:
@@ -173,6 +230,8 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=2, help="print this many example variants per channel")
     parser.add_argument("--state", type=Path, help="keep finished chunks here and skip them on the next run")
     parser.add_argument("--catalog", type=Path, help="a real catalog export to import and write for, instead of the demo store")
+    parser.add_argument("--peer", action="store_true", help="also run the one-answer path of before issue 13 (pooled channels)")
+    parser.add_argument("--sample", type=int, default=0, help="print this many products' sets (seeded) for a person to read")
     args = parser.parse_args()
 
     settings = load_settings()
@@ -190,6 +249,9 @@ def main() -> None:
                 "SELECT product_id FROM products ORDER BY hash(product_id || 'quality') LIMIT ?", [args.products]).fetchall()]
         rows = []
         for channel in [c.strip() for c in args.channels.split(",") if c.strip()]:
+            if args.peer and get_channel(channel).pooled:
+                with one_answer_format(channel):
+                    rows.append(run_channel(store, generate_fn, ids, channel, args.n, args.seed, args.state, " (before: one answer)"))
             row = run_channel(store, generate_fn, ids, channel, args.n, args.seed, args.state)
             rows.append(row)
             print(f"{channel}: {row['variants']} variants in {row['seconds']:.0f} s", file=sys.stderr)
@@ -201,17 +263,21 @@ def main() -> None:
 
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs; model {info.summary} (loaded in {load_s:.1f} s); "
           f"{len(ids)} of {source}, tone friendly, n={args.n}, temperature 0.8, oversample 3, seed {args.seed}.\n")
-    print("| channel | variants | within limits | usable assets | variants with every asset usable | with an unsupported claim | "
-          "claims flagged | false flags | products short of n | mean distinct-2 | mean self-BLEU | candidates (rejected) | mean rounds | time (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| channel | variants | within limits | usable assets | variants with every asset usable | top selling point carried | "
+          "ad strength | with an unsupported claim | "
+          "claims flagged | false flags | products short of n | mean distinct-2 | mean self-BLEU | candidates (rejected) | mean rounds | time (s) | s per product |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        strength = ", ".join(f"{k} {v}" for k, v in r["strength"].items() if v) or "—"
         print(f"| {r['channel']} | {r['variants']} | {r['within_limits']:.1%} | {r['usable_assets']:.1%} | {r['usable_variants']:.1%} | "
-              f"{r['with_claims']:.1%} | {r['claims']} | "
+              f"{r['top_point']:.1%} | {strength} | {r['with_claims']:.1%} | {r['claims']} | "
               f"{len(r['false_flags'])} | {r['short']} of {r['products']} | {r['distinct_2']:.2f} | {r['self_bleu']:.2f} | "
-              f"{r['candidates']} ({r['rejected']}) | {r['mean_tries']:.2f} | {r['seconds']:.0f} |")
+              f"{r['candidates']} ({r['rejected']}) | {r['mean_tries']:.2f} | {r['seconds']:.0f} | {r['seconds'] / max(1, r['products']):.1f} |")
     for r in rows:
         if r["false_flags"]:
             print(f"\nfalse flags in {r['channel']}: {sorted(set(r['false_flags']))[:20]}")
+    if args.sample:
+        print_sample(rows, args.sample, args.seed)
 
 
 if __name__ == "__main__":

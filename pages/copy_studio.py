@@ -7,8 +7,12 @@ import streamlit as st
 from core import catalog, segments
 from core.catalog import CatalogFilter
 from core.copy import export
-from core.copy.channels import CHANNELS, TONES
-from core.copy.variants import GenerationRequest, VariantFilter, engine_generate_fn, generate_variants, list_variants, set_status, update_fields
+from core.copy.ad_strength import LEVELS
+from core.copy.asset_actions import regenerate_assets, set_locked
+from core.copy.channels import CHANNELS, TONES, ChannelSpec
+from core.copy.variants import (
+    GenerationRequest, Variant, VariantFilter, engine_generate_fn, generate_variants, list_variants, set_status, update_fields,
+)
 from core.errors import MarketLabError
 from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
@@ -49,7 +53,11 @@ with st.container(border=True):
     c1, c2, c3, c4 = st.columns([1.3, 1.7, 1, 1])
     channel = c1.selectbox("Channel", list(CHANNELS), format_func=lambda c: CHANNELS[c].label, key="copy_channel")
     tones = c2.multiselect("Tones", list(TONES), default=["friendly"], key="copy_tones")
-    n = c3.number_input("Variants", min_value=1, max_value=6, value=3, key="copy_n")
+    pooled = CHANNELS[channel].pooled  # an RSA or Meta ad holds many assets: one ad per product is the usual
+    n = c3.number_input("Ads per product" if pooled else "Variants", min_value=1, max_value=6, value=1 if pooled else 3,
+                        key=f"copy_n_{'ads' if pooled else 'variants'}",
+                        help="Each ad is assembled from every answer the model writes: up to 15 headlines and 4 descriptions."
+                        if pooled else None)
     temperature = c4.slider("Temperature", 0.1, 1.5, 0.8, 0.1, key="copy_temperature",
                             help="Higher: more varied wording, more misses (which the code then rejects or repairs).")
     # Segments of the recent runs (a clustering, a saved drop-off list…), newest first: the latest
@@ -64,7 +72,8 @@ with st.container(border=True):
     target = target_key[1] if target_key else None
     st.caption(f"Limits: " + "; ".join(f"{f.label.rstrip(':')} ≤ {f.max_chars}" for f in CHANNELS[channel].fields
                                        if f.max_chars and not f.label[-1:].isdigit()) + ". " + CHANNELS[channel].why)
-    go = st.button(f"Generate {int(n) * max(len(tones), 1)} variant(s) per product", type="primary", key="copy_generate",
+    go = st.button(f"Generate {int(n) * max(len(tones), 1)} {'ad' if pooled else 'variant'}(s) per product", type="primary",
+                   key="copy_generate",
                    disabled=not product_ids or not tones or not store.user.can_edit,
                    help=None if store.user.can_edit else VIEWER_HELP)
 
@@ -115,6 +124,112 @@ if go:
     for notice in list(getattr(engine, "notices", None) or ())[notices_before:]:
         st.warning(notice)  # e.g. out of memory: the progress bar that said it is gone
 
+def _strength_meter(strength: dict) -> None:
+    level = strength["level"]
+    st.progress(LEVELS.index(level) / (len(LEVELS) - 1), text=f"Ad strength: **{level}**")
+    for action in strength["actions"]:
+        st.markdown(f"- {plain(action)}")
+
+
+def _selling_points(v: Variant) -> None:
+    """Which of the product's selling points the ad carries, and in which assets."""
+    report = v.scores.get("selling_points") or {}
+    points = report.get("points", [])
+    if not points:
+        return
+    carried_by: dict[int, list[str]] = {}
+    for key, found in report.get("carried", {}).items():
+        for i in found:
+            carried_by.setdefault(i, []).append(key.replace("_", " "))
+    lines = [f"{'✓' if i in carried_by else '✗'} {p['text']}" + (f" — {', '.join(carried_by[i][:3])}" if i in carried_by else "")
+             for i, p in enumerate(points[:6])]
+    st.markdown("**Selling points** (best first)\n\n" + "\n".join(f"- {plain(line)}" for line in lines))
+
+
+def _regenerate(v: Variant, keys: list[str]) -> None:
+    try:
+        engine = get_engine()
+        with st.spinner(f"Writing new text for {', '.join(k.replace('_', ' ') for k in keys)}…"):
+            regenerate_assets(store, engine_generate_fn(engine), v.variant_id, keys)
+    except MarketLabError as e:
+        st.session_state["copy_asset_error"] = (v.variant_id, e)
+        return
+    for key in keys:  # a keyed input keeps what it showed: let it show the new text
+        st.session_state.pop(f"copy_edit_{v.variant_id}_{key}", None)
+    st.rerun()
+
+
+def asset_ad_card(v: Variant, spec: ChannelSpec, editor: bool) -> None:
+    """One assembled ad (RSA, Meta), full width: every asset editable, lockable and regenerable on its own."""
+    locked = set(v.params.get("locked", []))
+    origins = v.params.get("assets", {})
+    left, right = st.columns([3, 2])
+    edited: dict[str, str] = {}
+    wanted_locks: set[str] = set()
+    with left:
+        for fspec in spec.fields:
+            if fspec.key not in v.fields:
+                continue
+            value = v.fields[fspec.key]
+            limit = f" ({len(value)}/{fspec.max_chars})" if fspec.max_chars else ""
+            source = {"model": " · model", "data": " · product data"}.get(origins.get(fspec.key, ""), "")
+            if fspec.group_name == "path":
+                edited[fspec.key] = st.text_input(f"{fspec.label}{limit}", value, key=f"copy_edit_{v.variant_id}_{fspec.key}")
+                continue
+            c_text, c_lock, c_regen = st.columns([8, 1.3, 1], vertical_alignment="bottom")
+            edited[fspec.key] = c_text.text_input(f"{fspec.label}{limit}{source}", value, key=f"copy_edit_{v.variant_id}_{fspec.key}")
+            if c_lock.checkbox("Lock", fspec.key in locked, key=f"copy_lock_{v.variant_id}_{fspec.key}", disabled=not editor,
+                               help="A locked asset is kept when you regenerate."):
+                wanted_locks.add(fspec.key)
+            if c_regen.button("↻", key=f"copy_regen_{v.variant_id}_{fspec.key}", disabled=not editor or fspec.key in locked,
+                              help=f"Write a new {fspec.label.lower()}; the rest of the ad stays."):
+                _regenerate(v, [fspec.key])
+            if fspec.max_chars and len(value) > fspec.max_chars:
+                st.error(f"{len(value)} characters: over the {fspec.max_chars} limit.")
+    if editor and wanted_locks != locked:
+        set_locked(store, v.variant_id, sorted(wanted_locks))
+        st.rerun()
+    with right:
+        if strength := v.scores.get("ad_strength"):
+            _strength_meter(strength)
+        _selling_points(v)
+        failed = st.session_state.get("copy_asset_error")
+        if failed and failed[0] == v.variant_id:
+            show_error(failed[1])
+            st.session_state.pop("copy_asset_error", None)
+        for claim in v.unsupported_claims:
+            st.warning(plain(claim))
+        for gate in v.scores.get("gates", []):
+            st.warning(plain(gate["message"]))
+        if v.compliant and not v.scores.get("gates") and not v.unsupported_claims:
+            st.caption("Every asset within its limit, through every check, and backed by the product's data.")
+        if v.scores.get("explanation"):
+            st.caption(plain(v.scores["explanation"]))
+        unlocked = [f.key for f in spec.fields if f.key in v.fields and f.key not in locked and f.group_name != "path"]
+        try:
+            if st.button(f"Regenerate {len(unlocked)} unlocked", key=f"copy_regen_all_{v.variant_id}", width="stretch",
+                         disabled=not editor or not unlocked):
+                _regenerate(v, unlocked)
+            _review_buttons(v, edited, editor)
+        except MarketLabError as e:
+            show_error(e)
+
+
+def _review_buttons(v: Variant, edited: dict[str, str], editor: bool) -> None:
+    # Stacked, full width: three buttons side by side in a third of the page were cut to "App…".
+    if st.button("Approve", key=f"copy_approve_{v.variant_id}", disabled=v.status == "approved" or not v.compliant or not editor,
+                 type="primary", width="stretch"):
+        set_status(store, v.variant_id, "approved")
+        st.rerun()
+    if st.button("Save edit", key=f"copy_save_{v.variant_id}", disabled=edited == {k: v.fields[k] for k in edited} or not editor,
+                 width="stretch"):
+        update_fields(store, v.variant_id, edited)
+        st.rerun()
+    if st.button("Reject", key=f"copy_reject_{v.variant_id}", width="stretch", disabled=not editor):
+        set_status(store, v.variant_id, "rejected")
+        st.rerun()
+
+
 # ---------------------------------------------------------------- the variants, side by side
 shown = cached_read(list_variants, VariantFilter(product_ids=tuple(product_ids), channel=channel, statuses=("draft", "approved")))
 if not product_ids:
@@ -137,6 +252,15 @@ for product_id in dict.fromkeys(v.product_id for v in shown):
     if diversity:
         st.caption(f"Across this set: distinct-2 {diversity.get('distinct_2', 0):.2f} (share of word pairs not repeated; "
                    f"higher is more varied), self-BLEU {diversity.get('self_bleu', 0):.2f} (overlap between variants; lower is more varied).")
+    if spec.pooled:
+        for v in variants:
+            with st.container(border=True):
+                badge = "✅ approved" if v.status == "approved" else "draft"
+                st.markdown(f"**Ad #{v.rank or '–'}** · {plain(v.tone)} · {badge}")
+                if v.status == "approved" and v.last_review:
+                    st.caption(plain(f"Approved by {v.last_review['by']}, {v.last_review['at']}"))
+                asset_ad_card(v, spec, editor)
+        continue
     for row in range(0, len(variants), 3):
         for col, v in zip(st.columns(3), variants[row:row + 3]):
             with col.container(border=True):
@@ -173,19 +297,8 @@ for product_id in dict.fromkeys(v.product_id for v in shown):
                            (f" · banned words: {', '.join(banned)}" if banned else "") + f" · tries {v.tries}")
                 if v.scores.get("explanation"):
                     st.caption(plain(v.scores["explanation"]))
-                # Stacked, full width: three buttons side by side in a third of the page were cut to "App…".
                 try:
-                    if st.button("Approve", key=f"copy_approve_{v.variant_id}", disabled=v.status == "approved" or not v.compliant or not editor,
-                                 type="primary", width="stretch"):
-                        set_status(store, v.variant_id, "approved")
-                        st.rerun()
-                    if st.button("Save edit", key=f"copy_save_{v.variant_id}", disabled=edited == {k: v.fields[k] for k in edited} or not editor,
-                                 width="stretch"):
-                        update_fields(store, v.variant_id, edited)
-                        st.rerun()
-                    if st.button("Reject", key=f"copy_reject_{v.variant_id}", width="stretch", disabled=not editor):
-                        set_status(store, v.variant_id, "rejected")
-                        st.rerun()
+                    _review_buttons(v, edited, editor)
                 except MarketLabError as e:
                     show_error(e)
 
@@ -198,9 +311,20 @@ else:
     e1, e2 = st.columns(2)
     if channel == "google_rsa":
         campaign = e1.text_input("Campaign name", "MarketLab", key="copy_export_campaign")
-        e1.download_button("Google Ads Editor CSV (responsive search ads)",
-                           export.google_ads_csv(store, campaign=campaign, product_ids=product_ids),
-                           file_name="responsive-search-ads.csv", mime="text/csv", key="copy_export_csv")
+        template = e1.text_input("Final URL template", "", key="copy_export_url",
+                                 placeholder="https://shop.example/p/{product_id}?utm_content={variant_id}",
+                                 help="Where each ad leads. {product_id}, {variant_id}, {campaign} and {product_url} are filled in; "
+                                      "left empty, the product's own URL from the catalog is used.")
+        try:
+            editor_csv = export.google_ads_export(store, campaign=campaign, final_url_template=template.strip(), product_ids=product_ids)
+        except MarketLabError as e:
+            show_error(e)
+        else:
+            e1.download_button(f"Google Ads Editor CSV ({count(editor_csv.ads, 'ad')})", editor_csv.csv,
+                               file_name="responsive-search-ads.csv", mime="text/csv", key="copy_export_csv",
+                               disabled=not editor_csv.ads)
+            for reason in editor_csv.skipped:
+                e1.warning(plain(reason))
     e2.download_button(f"JSON ({count(len(approved), 'variant')})",
                        export.approved_json(store, channel=channel, product_ids=product_ids),
                        file_name=f"copy-{channel}.json", mime="application/json", key="copy_export_json")

@@ -51,10 +51,17 @@ def test_channel_limits_are_the_platform_limits_the_demo_copy_keeps() -> None:
         spec = get_channel(channel)
         for key, limit in limits.items():
             assert spec.field(key).max_chars == limit, (channel, key)
+    # The ad as Google takes it: 3-15 headlines, 2-4 descriptions, two display paths.
     rsa = get_channel("google_rsa")
-    assert [f.key for f in rsa.group("headline")] == ["headline", "headline_2", "headline_3"]
-    assert [f.key for f in rsa.group("description")] == ["description", "description_2"]
-    assert rsa.required_keys == ("headline", "description") and "!" in rsa.field("headline").forbidden
+    assert [f.key for f in rsa.group("headline")] == ["headline", *(f"headline_{i}" for i in range(2, 16))]
+    assert [f.key for f in rsa.group("description")] == ["description", "description_2", "description_3", "description_4"]
+    assert rsa.required_keys == ("headline", "headline_2", "headline_3", "description", "description_2")
+    assert "!" in rsa.field("headline").forbidden and rsa.field("path_1").max_chars == 15
+    # What the model writes in one answer: the few-shot format, 3 headlines and 2 descriptions.
+    assert rsa.writes.keys == ("headline", "headline_2", "headline_3", "description", "description_2")
+    meta = get_channel("meta")
+    assert len(meta.group("primary_text")) == 5 and len(meta.group("headline")) == 5
+    assert meta.writes.keys == ("primary_text", "headline", "description")
     amazon = get_channel("amazon")
     assert amazon.field("title").max_chars == 200 and len(amazon.group("bullet")) == 5
     assert all(f.max_chars == 250 for f in amazon.group("bullet"))
@@ -90,13 +97,13 @@ def test_prompt_is_system_then_grounded_examples_then_the_product() -> None:
         assert "title: Summit 750 ml Insulated Steel Water Bottle" in final and "capacity: 750 ml" in final
         assert "Tone: premium." in final and TONES["premium"].guidance in final
         assert "Commuters who cycle to work" in final
-        for spec in get_channel(channel).fields:
+        for spec in get_channel(channel).writes.fields:
             assert f"{spec.label}: …" in final
 
 
 def test_every_few_shot_answer_is_compliant_and_backed_by_its_own_example_product() -> None:
     for channel, examples in EXAMPLES.items():
-        spec = get_channel(channel)
+        spec = get_channel(channel).writes
         for ex in examples:
             fields, labelled = parse_output(ex.answer, spec)
             assert labelled and set(fields) == set(spec.keys), (channel, ex.product)
@@ -260,7 +267,7 @@ def test_repair_trims_removes_forbidden_and_fills_missing_from_product_data() ->
                   get_channel("meta"), BOTTLE)
     assert same.actions == {"primary_text": "kept", "headline": "fallback", "description": "fallback"}
     assert len({v.lower() for v in same.fields.values()}) == 3
-    assert check_fields({"headline": "Summit Bottle", "headline_2": "summit  bottle", "description": "Cold."}, rsa) == {
+    assert check_fields({"headline": "Summit Bottle", "headline_2": "summit  bottle", "description": "Cold."}, rsa.writes) == {
         "headline_2": ["repeats headline"]}
 
 
@@ -275,7 +282,7 @@ def test_repair_keeps_product_descriptions_between_two_and_four_sentences() -> N
 
 
 def test_fallback_copy_is_compliant_and_faithful_for_every_demo_product_and_channel(demo_facts) -> None:
-    for spec in CHANNELS.values():
+    for spec in (c.writes for c in CHANNELS.values()):
         for facts in demo_facts.values():
             result = repair("", spec, facts)  # the model said nothing usable
             assert result.compliant, (spec.name, facts.product_id, result.problems)

@@ -10,7 +10,7 @@ from core.copy.gates import asset_gates, set_gates
 from core.copy.prompts import EXAMPLE_PRODUCTS, EXAMPLES
 from core.copy.scoring import score_set, score_variant
 
-RSA = get_channel("google_rsa")
+RSA = get_channel("google_rsa").writes  # one model answer, as candidates are scored
 JACKET = ProductFacts("P-J", "10000 mm Waterproof Rain Jacket", "Harbor & Pine", "Outerwear", 169.95, "USD", None,
                       {"material": "recycled nylon", "waterproof_rating_mm": 10000, "waterproof": True})
 LEGO = ProductFacts("P-L", "LEGO Minecraft Creeper BigFig and Ocelot Characters 21156 Buildable Toy Minecraft Figure", "LEGO",
@@ -39,6 +39,8 @@ def gates_of(fields: dict[str, str], facts: ProductFacts = JACKET, channel: str 
         ({"headline": "RE: your rain jacket", "description": "Stays dry in a downpour."}, JACKET, ("off_voice", "headline")),
         ({"headline": "Rain Jacket", "description": "Hello, I am a brave adventurer who loves rain."}, JACKET, ("off_voice", "description")),
         ({"headline": "Rain Jacket", "headline_2": "Rain jacket!", "description": "Stays dry in a downpour."}, JACKET, ("repeated", "headline_2")),
+        ({"headline": "BigFig Pedimento", "description": "Build the Creeper and the Ocelot."}, LEGO, ("invented", "headline")),
+        ({"headline": "Rain Jacket in Glacón Blue", "description": "Stays dry in a downpour."}, JACKET, ("invented", "headline")),
     ],
 )
 def test_copy_a_marketer_refused_fails_its_gate(fields, facts, expected) -> None:
@@ -48,6 +50,13 @@ def test_copy_a_marketer_refused_fails_its_gate(fields, facts, expected) -> None
 def test_a_data_label_is_quoted_from_the_label_on() -> None:
     failure = asset_gates({"headline": "Rain Jacket", "description": "Made of stainless steel. Capacity: 750 ml."}, RSA, JACKET)[0]
     assert failure.message == "Description echoes a data label ('Capacity: 750 ml.'), not copy."
+
+
+def test_words_from_the_product_data_british_spellings_and_compounds_are_not_invented() -> None:
+    bottle = ProductFacts("P-B", "Peak 750 ml Insulated Bottle", "Peak", "Drinkware", 30.0, "USD", None,
+                          {"runtime": "24 h", "colour": "Glacier"})
+    fields = {"headline": "Leakproof Glacier Bottle", "description": "Holds 0.75 litres. RUNTIME 24 h. Enamelled colour."}
+    assert not {g for g, _ in gates_of(fields, bottle)} & {"invented"}
 
 
 def test_titles_cut_at_a_natural_end_or_after_a_model_number_pass() -> None:

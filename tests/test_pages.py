@@ -297,9 +297,13 @@ class FakeEngine:
     def generate(self, prompts, *, n=1, max_new_tokens=64, temperature=0.7, top_p=0.95, seed=None, stop=()):
         from core.llm import GenerationResult
 
-        texts = ["Headline: Summit Steel Bottle\nDescription: Keeps drinks cold all day.",
+        fresh = ["Cold Water on Every Trail", "Built for Long Hikes", "Keeps Drinks Cold", "Sip Cold All Afternoon",
+                 "Your Desk Companion", "A Bottle for Every Day", "Pack It for the Gym", "Cold Sips on the Commute",
+                 "Ready for Road Trips", "Fill Up and Go", "Water Stays Cold", "Take It to the Beach"]
+        texts = ["Headline: Summit Steel Bottle\nHeadline 2: {}\nDescription: Keeps drinks cold all day.",
                  "Headline: The Waterproof Bottle You Will Carry Everywhere Forever\nDescription: Waterproof and eco-friendly."]
-        return [GenerationResult(p, v, texts[v % 2], 10, 10, "stop", 0.01, n, seed or 0, "fake")
+        return [GenerationResult(p, v, texts[v % 2].format(fresh[((seed or 0) + v) % len(fresh)]), 10, 10, "stop", 0.01, n,
+                                 seed or 0, "fake")
                 for p in range(len(prompts)) for v in range(n)]
 
 
@@ -313,17 +317,32 @@ def test_copy_studio_generates_scores_and_approves_with_a_fake_model(demo_db: Pa
     at.button(key="copy_generate").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    areas = [a for a in at.text_area if a.key.startswith("copy_edit_")]
-    assert areas, "variants are shown as editable cards"
-    for area in areas:
-        if "(" in area.label and "/" in area.label:
-            used, limit = area.label.rsplit("(", 1)[1].rstrip(")").split("/")
-            assert int(used) <= int(limit), area.label
+    assets = [a for a in at.text_input if a.key.startswith("copy_edit_")]
+    assert len(assets) >= 5, "the ad is shown as editable assets"  # 3+ headlines, 2+ descriptions
+    for asset in assets:
+        if "(" in asset.label and "/" in asset.label:
+            used, limit = asset.label.split("(", 1)[1].split(")")[0].split("/")
+            assert int(used) <= int(limit), asset.label
+    assert any(p.text.startswith("Ad strength: ") for p in at.get("progress"))
+    # Lock the first headline, regenerate the second: only the second changes.
+    headline = next(a for a in assets if a.key.endswith("_headline"))
+    second = next(a for a in assets if a.key.endswith("_headline_2"))
+    variant_id = headline.key.removeprefix("copy_edit_").removesuffix("_headline")
+    at.checkbox(key=f"copy_lock_{variant_id}_headline").check().run()
+    assert not at.exception and at.checkbox(key=f"copy_lock_{variant_id}_headline").value
+    before = (headline.value, second.value)
+    at.button(key=f"copy_regen_{variant_id}_headline_2").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.text_input(key=f"copy_edit_{variant_id}_headline").value == before[0]
+    assert at.text_input(key=f"copy_edit_{variant_id}_headline_2").value != before[1]
+    assert at.button(key=f"copy_regen_{variant_id}_headline").disabled  # locked
     approve = [b for b in at.button if b.key.startswith("copy_approve_") and not b.disabled]
     assert approve
     approve[0].click().run()
     assert not at.exception
+    at.text_input(key="copy_export_url").input("https://shop.example/p/{product_id}?utm_content={variant_id}").run()
     assert any(b.key == "copy_export_json" for b in at.get("download_button"))
+    assert any(b.key == "copy_export_csv" and "1 ad" in b.label for b in at.get("download_button"))
     assert "copy_writing" not in at.session_state and not any("Writing stopped" in i.value for i in at.info)
 
 

@@ -41,6 +41,19 @@ class ChannelSpec:
     # the model's habit of running on ("Headline 4: … Headline 15: …") is cut short.
     max_new_tokens: int
     why: str = ""
+    # Formats whose ad is a pool of assets (an RSA's 15 headlines): the model writes ``answer``-shaped
+    # answers (3 headlines, 2 descriptions: what a small model can do in one go, as the few-shot
+    # examples show), and the ad is assembled from the assets of many answers (core.copy.assemble).
+    answer: ChannelSpec | None = None
+
+    @property
+    def writes(self) -> ChannelSpec:
+        """What the model writes in one answer: the prompt's format, parsing and repair use it."""
+        return self.answer or self
+
+    @property
+    def pooled(self) -> bool:
+        return self.answer is not None
 
     def field(self, key: str) -> FieldSpec:
         for spec in self.fields:
@@ -83,14 +96,13 @@ def _numbered(key: str, label: str, count: int, max_chars: int, required: int, *
     )
 
 
-GOOGLE_RSA = ChannelSpec(
+# What the model writes per answer for an RSA: 3 headlines and 2 descriptions, the format of
+# the few-shot examples. The first of each is required from the model; the rest are filled from
+# the product's own data when the model leaves them out.
+GOOGLE_RSA_ANSWER = ChannelSpec(
     "google_rsa",
     "Google responsive search ad",
     (
-        # Google Ads RSA: 3-15 headlines of at most 30 characters, no exclamation mark in a
-        # headline (editorial policy); 2-4 descriptions of at most 90. We ask for 3 + 2, the
-        # minimum a complete RSA needs; the first of each is required from the model, the rest
-        # are filled from the product's own data when the model leaves them out.
         *_numbered("headline", "Headline", 3, 30, required=1, forbidden="!",
                    why="Google Ads responsive search ad headline: 30 characters"),
         *_numbered("description", "Description", 2, 90, required=1,
@@ -98,23 +110,60 @@ GOOGLE_RSA = ChannelSpec(
     ),
     coverage_target=3,
     max_new_tokens=150,
-    why="Google Ads Help, 'About responsive search ads' (answer 7684791).",
 )
 
-META = ChannelSpec(
+GOOGLE_RSA = ChannelSpec(
+    "google_rsa",
+    "Google responsive search ad",
+    (
+        # Google Ads RSA: 3-15 headlines of at most 30 characters, no exclamation mark in a
+        # headline (editorial policy); 2-4 descriptions of at most 90; two optional display-URL
+        # paths of at most 15. Every headline and description unique within the ad.
+        *_numbered("headline", "Headline", 15, 30, required=3, forbidden="!",
+                   why="Google Ads responsive search ad headline: 30 characters"),
+        *_numbered("description", "Description", 4, 90, required=2,
+                   why="Google Ads responsive search ad description: 90 characters"),
+        FieldSpec("path_1", "Path 1", 15, required=False, forbidden=" /!", group="path",
+                  why="Google Ads display path: 15 characters, no spaces"),
+        FieldSpec("path_2", "Path 2", 15, required=False, forbidden=" /!", group="path",
+                  why="Google Ads display path: 15 characters, no spaces"),
+    ),
+    coverage_target=3,
+    max_new_tokens=150,
+    why="Google Ads Help, 'About responsive search ads' (answer 7684791).",
+    answer=GOOGLE_RSA_ANSWER,
+)
+
+# One answer for Meta: one primary text, one headline, one description (the few-shot format).
+META_ANSWER = ChannelSpec(
     "meta",
     "Meta (Facebook/Instagram) ad",
     (
-        # Meta shows about 125 characters of primary text before "… See more"; we keep all of it
-        # visible. Headline 40 and description 30 are Meta's recommended lengths for link ads,
-        # past which the text is cut on most placements.
         FieldSpec("primary_text", "Primary text", 125, why="Meta ads guide: ~125 characters visible before truncation"),
         FieldSpec("headline", "Headline", 40, why="Meta ads guide: headline 40 characters"),
         FieldSpec("description", "Description", 30, required=False, why="Meta ads guide: link description 30 characters"),
     ),
     coverage_target=3,
     max_new_tokens=100,
-    why="Meta Ads Guide, image ad text recommendations.",
+)
+
+META = ChannelSpec(
+    "meta",
+    "Meta (Facebook/Instagram) ad",
+    (
+        # Meta's text variations (Advantage+ creative): up to 5 primary texts and 5 headlines per
+        # ad, Meta showing the combination it predicts works best. About 125 characters of primary
+        # text show before "… See more"; we keep all of it visible. Headline 40 and description 30
+        # are Meta's recommended lengths for link ads, past which most placements cut the text.
+        *_numbered("primary_text", "Primary text", 5, 125, required=1,
+                   why="Meta ads guide: ~125 characters visible before truncation"),
+        *_numbered("headline", "Headline", 5, 40, required=1, why="Meta ads guide: headline 40 characters"),
+        FieldSpec("description", "Description", 30, required=False, why="Meta ads guide: link description 30 characters"),
+    ),
+    coverage_target=3,
+    max_new_tokens=100,
+    why="Meta Ads Guide, image ad text recommendations; multiple text options per ad.",
+    answer=META_ANSWER,
 )
 
 EMAIL = ChannelSpec(

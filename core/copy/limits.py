@@ -198,8 +198,9 @@ def parse_output(text: str, spec: ChannelSpec) -> tuple[dict[str, str], bool]:
     Accepts "Headline 2:", "**Headline:**", "- Headline 1:"; a label repeated without a number
     fills the group's next free slot. Lines after a long field (primary text, descriptions
     of a product page) continue it; after a short one they are ignored. With no label at all,
-    non-empty lines fill the required fields in order.
+    non-empty lines fill the required fields in order. ``spec``'s answer format is what is parsed.
     """
+    spec = spec.writes
     groups: dict[str, list[FieldSpec]] = {}
     for f in spec.fields:
         groups.setdefault(_base_label(f.label), []).append(f)
@@ -505,6 +506,7 @@ def repair(raw: str, spec: ChannelSpec, facts: ProductFacts, *, truncated: bool 
     unfinished last line is dropped (its field is then filled like a missing one); a one-line
     answer is cut back to its last whole word.
     """
+    spec = spec.writes  # an answer, not an assembled ad: an RSA answer is 3 headlines and 2 descriptions
     text = str(raw)
     if truncated and text and not text[-1].isspace():
         if "\n" in text:

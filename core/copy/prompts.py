@@ -95,12 +95,12 @@ def fact_sheet(facts: ProductFacts) -> str:
 
 
 def output_format(spec: ChannelSpec) -> str:
-    return "\n".join(f"{f.label}: …" for f in spec.fields)
+    return "\n".join(f"{f.label}: …" for f in spec.writes.fields)
 
 
 def _limits_text(spec: ChannelSpec) -> str:
     parts = []
-    for f in spec.fields:
+    for f in spec.writes.fields:
         rule = []
         if f.max_chars:
             rule.append(f"at most {f.max_chars} characters")
@@ -252,7 +252,7 @@ def example_messages(spec: ChannelSpec) -> list[Message]:
 
 def build_messages(facts: ProductFacts, channel: str | ChannelSpec, tone: Tone, persona: str = "") -> list[Message]:
     """System instructions, few-shot turns, then this product's request: one chat for the model."""
-    spec = get_channel(channel) if isinstance(channel, str) else channel
+    spec = (get_channel(channel) if isinstance(channel, str) else channel).writes
     return [
         {"role": "system", "content": system_message(spec)},
         *example_messages(spec),

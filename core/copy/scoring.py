@@ -216,6 +216,34 @@ def numbers_in(text: str) -> set[str]:
 
 # --- the product's evidence ------------------------------------------------------------
 
+# What a number measures, from the words beside it ("10,000 mm waterproof rating", "750 ml capacity",
+# "10000 mm in size") and from attribute names (waterproof_rating_mm). A number the data holds as
+# one measure and the copy gives as another is an unsupported claim: "recycled nylon that is
+# 10000 mm in size" when 10,000 mm is the waterproof rating.
+_MEASURES = {word: measure for measure, words in {
+    "size": "size sized long length wide width tall height deep depth diameter thick thickness",
+    "weight": "weighs weight weighing heavy grams",
+    "capacity": "holds capacity volume",
+    "time": "lasts runtime battery playtime",
+    "rating": "rating rated waterproof hydrostatic",
+    "drop": "drop",
+}.items() for word in words.split()}
+_MEASURE_WINDOW = 4  # words either side of a number that may say what it measures
+
+
+# Where the words about one number end: a sentence or clause break, "and"/"with", or another number
+# ("8 mm drop, 255 g": "drop" is the 8's, not the 255's).
+_MEASURE_BREAK = re.compile(r"[.!?;|,]|\b(?:and|with|plus)\b|\d", re.IGNORECASE)
+
+
+def _measures_near(text: str, start: int, end: int) -> set[str]:
+    """What the words around text[start:end] (a number) say it measures, within its clause."""
+    before = _MEASURE_BREAK.split(text[:start])[-1].split()[-_MEASURE_WINDOW:]
+    after = _MEASURE_BREAK.split(text[end:])[0].split()[:_MEASURE_WINDOW]
+    words = [t.strip(",:()").lower() for t in before + after]
+    return {_MEASURES.get(w) or _MEASURES[w[:-1]] for w in words if w in _MEASURES or w[:-1] in _MEASURES}
+
+
 _LETTER_SIZES = ("XXS", "XS", "S", "M", "L", "XL", "XXL", "XXXL")
 _SIZE_RANGE = re.compile(r"\b(XXS|XS|S|M|L|XL|XXL|XXXL)\s*[-–]\s*(XXS|XS|S|M|L|XL|XXL|XXXL)\b", re.IGNORECASE)
 
@@ -269,8 +297,30 @@ class Evidence:
         self.false_keys = {attribute_key(k) for k, v in facts.attributes.items() if v is False}
         self.true_keys = {attribute_key(k) for k, v in facts.attributes.items() if v not in (False, None, "", [], {})}
         self.sizes = _sizes_in(self.original)
+        # number -> what the data says it measures (none known: any use of it passes)
+        self.measures: dict[str, set[str]] = {}
+        for key, value in facts.attributes.items():
+            named = {_MEASURES[w] for w in attribute_key(key).split("_") if w in _MEASURES}
+            if named and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.measures.setdefault(norm_number(*f"{abs(float(value)):.6f}".split(".")), set()).update(named)
+            elif named and isinstance(value, str):  # size_range "US 6-13"
+                for number in numbers_in(value):
+                    self.measures.setdefault(number, set()).update(named)
+        for m in _NUMBER.finditer(self.original):
+            near = _measures_near(self.original, m.start(), m.end())
+            if near:
+                self.measures.setdefault(norm_number(m.group(1), m.group(2)), set()).update(near)
         own = (facts.brand or "").strip().lower()
         self.brands = tuple(sorted({b.strip() for b in known_brands if b and len(b.strip()) >= 2 and b.strip().lower() != own}))
+
+    @property
+    def points(self) -> list[Any]:
+        """The product's ranked selling points (core.copy.selling_points), worked out once per product."""
+        if not hasattr(self, "_points"):
+            from core.copy.selling_points import selling_points  # it reads the evidence too: imported here, not at the top
+
+            self._points = selling_points(self.facts)
+        return self._points
 
     def says(self, phrase: str) -> bool:
         """Whether the data mentions ``phrase`` (normalised), not negated."""
@@ -372,6 +422,12 @@ def claims_in(text: str, evidence: Evidence, field_name: str = "") -> list[Claim
         if (value, unit) in seen_numbers:
             continue
         seen_numbers.add((value, unit))
+        said = _measures_near(text, m.start(), m.end())
+        known = evidence.measures.get(value)
+        if said and known and not said & known and value in evidence.numbers:
+            found.append(Claim(field_name, m.group(0).strip(), "number",
+                               f"the data's {m.group(0).strip()} is the {' / '.join(sorted(known))}, not the {' / '.join(sorted(said))}"))
+            continue
         if unit is None:
             if value in evidence.numbers:
                 continue
@@ -584,6 +640,13 @@ class VariantScore:
     explanation: str = ""
     components: dict[str, float] = field(default_factory=dict)
     gates: list[dict[str, Any]] = field(default_factory=list)  # gates.GateFailure.to_dict(): gate, field, message
+    # The product's selling points, best first ({"text", "headline", "kind"}), and which fields carry which (indices).
+    selling_points: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def points_carried(self) -> list[int]:
+        """Indices of the selling points some field carries, best first."""
+        return sorted({i for found in self.selling_points.get("carried", {}).values() for i in found})
 
     @property
     def faithful(self) -> bool:
@@ -651,7 +714,17 @@ def score_variant(
         readability=readability(fields),
         banned=banned_hits(fields, banned),
         gates=[g.to_dict() for g in asset_gates(fields, spec, facts)],
+        selling_points=_points_report(fields, evidence),
     )
+
+
+def _points_report(fields: Mapping[str, str], evidence: Evidence) -> dict[str, Any]:
+    from core.copy.selling_points import carries
+
+    points = evidence.points
+    carried = {key: [i for i, p in enumerate(points) if carries(str(value), p)] for key, value in fields.items()}
+    return {"points": [{"text": p.text, "headline": p.headline, "kind": p.kind} for p in points],
+            "carried": {k: v for k, v in carried.items() if v}}
 
 
 def components(score: VariantScore) -> dict[str, float]:
@@ -679,6 +752,12 @@ def _explain(score: VariantScore, parts: dict[str, float], size: int) -> str:
     text = f"{score.overall:.0f}/100 = " + " + ".join(
         f"{names.get(k, k)} {WEIGHTS[k] * parts[k]:.0f}/{WEIGHTS[k]} ({notes[k]})" for k in WEIGHTS
     )
+    points = score.selling_points.get("points", [])
+    if points:
+        carried = score.points_carried
+        top = (f"carries the top selling point ('{points[0]['text'].rstrip('.')}')" if 0 in carried
+               else f"misses the top selling point ('{points[0]['text'].rstrip('.')}')")
+        text += f"; {top}, {len(carried)} of its {len(points)} in all"
     if score.gates:
         kinds = sorted(k.replace("_", " ") for k in score.gate_kinds)
         text = (f"not usable as is ({', '.join(kinds)}): halved per failed gate, ranked after usable variants; " + text)

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from core.copy.ad_strength import ad_strength
+from core.copy.assemble import DATA, asset_pool, assemble_ads
 from core.copy.channels import CHANNELS, ChannelSpec, get_channel, get_tone
 from core.copy.facts import ProductFacts, catalog_brands, instruction_like, iter_values, load_facts
 from core.copy.limits import Repaired, check_fields, repair
@@ -64,6 +65,11 @@ class CopyError(MarketLabError):
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)  # stored as UTC without a zone, like events.ts
+
+
+def now_text() -> str:
+    """Now, as the audit trail (reviews, edits, regenerations) records it."""
+    return _now().isoformat(sep=" ", timespec="seconds")
 
 
 def new_variant_id() -> str:
@@ -272,7 +278,7 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
-def _call_model(generate_fn: GenerateFn, prompts: list[list[dict[str, str]]], n: int, spec: ChannelSpec,
+def call_model(generate_fn: GenerateFn, prompts: list[list[dict[str, str]]], n: int, spec: ChannelSpec,
                 temperature: float, seed: int, on_step: StepFn | None = None) -> list[list[tuple[str, bool]]]:
     # Stop strings and step reports only for callables that take them (engine_generate_fn does);
     # a plain generate_fn, like the tests' fakes, keeps the documented five-argument signature.
@@ -322,7 +328,7 @@ def _data_warnings(facts: ProductFacts) -> list[str]:
     return []
 
 
-def _brands(store: Store) -> list[str]:
+def brands(store: Store) -> list[str]:
     return [*catalog_brands(store), *EXAMPLE_BRANDS, *FAMOUS_BRANDS]
 
 
@@ -366,9 +372,9 @@ def generate_variants(
     stop = cancel or (lambda: False)
     model = _model_name(generate_fn, model_name)
     facts = load_facts(store, request.product_ids)
-    brands = _brands(store)
+    known_brands = brands(store)
     jobs = [
-        _Job(f, tone, build_messages(f, spec, get_tone(tone), request.persona), Evidence(f, brands))
+        _Job(f, tone, build_messages(f, spec, get_tone(tone), request.persona), Evidence(f, known_brands))
         for f in facts.values() for tone in request.tones
     ]
     per_prompt = request.n * request.oversample
@@ -394,7 +400,7 @@ def generate_variants(
                      + (f" (round {round_no} of up to {request.max_rounds}: too few good ones yet)" if round_no > 1 else ""))
             report(before, doing)
             on_step = _step_reporter(report, before, 1 / (request.max_rounds * total_calls), doing)
-            answers = _call_model(generate_fn, [j.messages for j in pending], per_prompt, spec, request.temperature, seed, on_step)
+            answers = call_model(generate_fn, [j.messages for j in pending], per_prompt, spec.writes, request.temperature, seed, on_step)
             for job, texts in zip(pending, answers):
                 job.tries = round_no
                 for raw, cut in texts:
@@ -407,7 +413,7 @@ def generate_variants(
                     if key in job.seen:
                         continue
                     job.seen.add(key)
-                    score = score_variant(fixed.fields, spec, job.facts, banned=request.banned, evidence=job.evidence)
+                    score = score_variant(fixed.fields, spec.writes, job.facts, banned=request.banned, evidence=job.evidence)
                     job.pool.append(_Candidate(fixed, score, round_no, seed, names_product(fixed.fields, job.facts)))
         finished += [j for j in batch if j.tries]
         message = f"{min(start + len(batch), len(jobs))} of {len(jobs)} product/tone pairs written"
@@ -423,6 +429,10 @@ def generate_variants(
     by_product: dict[str, list[tuple[Variant, VariantScore]]] = {}
     for job in finished:
         warnings = _data_warnings(job.facts)
+        if spec.pooled:
+            for variant, score in _assembled(job, spec, request, model, warnings):
+                by_product.setdefault(job.facts.product_id, []).append((variant, score))
+            continue
         for candidate in _select(job.pool, request.n):
             variant = Variant(
                 product_id=job.facts.product_id,
@@ -453,6 +463,34 @@ def generate_variants(
     if save and variants:
         save_variants(store, variants)
     return variants
+
+
+def _assembled(job: _Job, spec: ChannelSpec, request: GenerationRequest, model: str,
+               warnings: list[str]) -> list[tuple[Variant, VariantScore]]:
+    """A pooled format's ads (an RSA's 15 headlines): assembled from every answer's usable assets and the
+    product's selling points (core.copy.assemble), each scored as the whole ad it is."""
+    answers = [(c.fields, c.repaired.actions) for c in job.pool]
+    pools = asset_pool(answers, spec, job.facts, job.evidence, banned=request.banned)
+    origins = {a.text: a.origin for assets in pools.values() for a in assets}
+    out = []
+    for fields in assemble_ads(pools, spec, job.facts, request.n):
+        score = score_variant(fields, spec, job.facts, banned=request.banned, evidence=job.evidence)
+        if not score.compliant:  # too few usable assets for the format's minimum: never shown
+            continue
+        variant = Variant(
+            product_id=job.facts.product_id, channel=spec.name, tone=job.tone, fields=fields, model=model,
+            segment_id=request.segment_id,
+            params={
+                "model": model, "temperature": request.temperature, "seed": request.seed, "tries": job.tries,
+                "candidates": job.answers, "rejected": job.rejected, "oversample": request.oversample,
+                "max_new_tokens": spec.writes.max_new_tokens, "persona": request.persona, "assembled": True,
+                # Where each asset came from: the model's answers, or the product's own data.
+                "assets": {k: origins.get(v, DATA) for k, v in fields.items() if spec.field(k).group_name != "path"},
+                "raw": [c.repaired.raw for c in job.pool], "prompt": job.messages, "warnings": warnings,
+            },
+        )
+        out.append((variant, score))
+    return out
 
 
 # --- persistence -----------------------------------------------------------------------
@@ -540,7 +578,7 @@ def get_variant(store: Store, variant_id: str) -> Variant | None:
     return _from_row(row) if row else None
 
 
-def _require(store: Store, variant_id: str) -> Variant:
+def require_variant(store: Store, variant_id: str) -> Variant:
     variant = get_variant(store, variant_id)
     if variant is None:
         raise MarketLabError(f"No saved copy variant {variant_id!r}.", title="Unknown variant")
@@ -554,10 +592,10 @@ def set_status(store: Store, variant_id: str, status: str) -> Variant:
     """
     store.require_editor("approving or rejecting copy")
     _check_status(status)
-    variant = _require(store, variant_id)
+    variant = require_variant(store, variant_id)
     _refuse_non_compliant(variant, status)
     variant.status = status
-    reviews = [*variant.params.get("reviews", []), {"at": _now().isoformat(sep=" ", timespec="seconds"),
+    reviews = [*variant.params.get("reviews", []), {"at": now_text(),
                                                      "by": store.user.name, "status": status}]
     variant.params = {**variant.params, "reviews": reviews}
     with store.transaction(touches=("copy_variants",)) as cur:
@@ -618,10 +656,10 @@ def _score_unscored(store: Store, variants: list[Variant]) -> None:
         facts = load_facts(store, sorted({pid for pid, _ in groups}))
     except MarketLabError:
         return  # copy for a product no longer in the catalog keeps empty scores
-    brands = _brands(store)
+    known_brands = brands(store)
     for (pid, channel), group in groups.items():
         spec = get_channel(channel)
-        evidence = Evidence(facts[pid], brands)
+        evidence = Evidence(facts[pid], known_brands)
         scores = [score_variant(v.fields, spec, facts[pid], evidence=evidence) for v in group]
         set_score = score_set([v.fields for v in group], scores, spec)
         for v, score in zip(group, scores):
@@ -633,7 +671,7 @@ def rescore(store: Store, variant: Variant, banned: Sequence[str] = DEFAULT_BANN
     """Scores for a variant's current fields, ranked against the other saved variants of its product and channel."""
     spec = get_channel(variant.channel)
     facts = load_facts(store, [variant.product_id])[variant.product_id]
-    evidence = Evidence(facts, _brands(store))
+    evidence = Evidence(facts, brands(store))
     siblings = [v for v in list_variants(store, VariantFilter(product_ids=(variant.product_id,), channel=variant.channel))
                 if v.variant_id != variant.variant_id and v.status != "rejected"]
     group = [variant, *siblings]
@@ -657,7 +695,7 @@ def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, b
     variant cannot be approved until it is fixed. The edit is recorded in params.
     """
     store.require_editor("editing copy")
-    variant = _require(store, variant_id)
+    variant = require_variant(store, variant_id)
     spec = get_channel(variant.channel)
     unknown = [k for k in fields if k not in spec.keys and k not in variant.fields]
     if unknown:
@@ -671,7 +709,7 @@ def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, b
         else:
             updated.pop(key, None)
     edits = list(variant.params.get("edits", []))
-    edits.append({"at": _now().isoformat(sep=" ", timespec="seconds"), "by": store.user.name, "fields": sorted(fields)})
+    edits.append({"at": now_text(), "by": store.user.name, "fields": sorted(fields)})
     variant.fields = updated
     variant.params = {**variant.params, "edited": True, "edits": edits}
     variant.scores = rescore(store, variant, banned)

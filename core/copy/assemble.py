@@ -1,0 +1,192 @@
+"""An ad made of many assets (a Google RSA's 15 headlines and 4 descriptions, Meta's 5 + 5), assembled.
+
+A 135M model writes three headlines and two descriptions per answer at best, and not all of them
+usable. So the ad is assembled: every asset of every answer, and grounded assets built from the
+product's ranked selling points (``core.copy.selling_points``), go through the same checks one by
+one — the field's limits, every gate, the faithfulness checker, banned words — and the survivors,
+near-duplicates dropped, fill the ad: the assets carrying the best selling points first, so the
+ad leads with them, then what the model wrote, then the product's own phrases. With several ads
+per product the assets are dealt out in turn, so the ads differ, and each still carries the top
+selling point.
+
+Nothing here calls the model; ``variants`` does, and hands over the answers it got.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from core.copy.channels import ChannelSpec, FieldSpec
+from core.copy.facts import ProductFacts
+from core.copy.gates import asset_gates, asset_key
+from core.copy.limits import field_problems, short_forms, trim_to_limit
+from core.copy.scoring import DEFAULT_BANNED, NEAR_DUPLICATE, Evidence, banned_hits, claims_in, similarity
+from core.copy.selling_points import SellingPoint, carries, selling_points
+
+__all__ = ["Asset", "assemble_ads", "asset_pool", "display_paths", "usable_asset"]
+
+MODEL, DATA = "model", "data"
+# Descriptions built from selling points join this many of them at most: two facts a sentence
+# each reads like copy; four reads like a spec sheet.
+_POINTS_PER_DESCRIPTION = 2
+
+
+@dataclass(frozen=True)
+class Asset:
+    group: str  # the channel's field group: "headline", "description", "primary_text"
+    text: str
+    origin: str  # MODEL (an answer's field) or DATA (the product's own selling points and phrases)
+    points: tuple[int, ...] = ()  # ranks (0 = best) of the selling points it carries
+    # False for an asset within limits that fails a gate or the faithfulness check: used only when
+    # the format's minimum cannot be met otherwise, so the ad is shown with its problems named.
+    usable: bool = True
+
+    @property
+    def rank_key(self) -> tuple:
+        # Usable first; best selling point next; then the model's words over the data's phrases;
+        # then shorter (a headline that says one thing well reads better than one that crams).
+        return (not self.usable, min(self.points, default=99), self.origin != MODEL, -len(self.points), len(self.text))
+
+
+def usable_asset(text: str, fspec: FieldSpec, spec: ChannelSpec, facts: ProductFacts, evidence: Evidence,
+                 banned: Sequence[str] = DEFAULT_BANNED) -> bool:
+    """Whether one asset, alone, could be published: limits, gates, faithfulness and banned words all pass."""
+    fields = {fspec.key: text}
+    return (not field_problems(text, fspec) and not asset_gates(fields, spec, facts)
+            and not claims_in(text, evidence, fspec.key) and not banned_hits(fields, banned))
+
+
+def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Sequence[SellingPoint]) -> list[str]:
+    """Assets built only from the product's data for one group: selling points phrased to fit, and the product's names."""
+    limit = fspec.max_chars or 999
+    if limit <= 40:  # a headline: the point as a phrase, then the names of the product
+        out = [p.headline for p in points if p.headline]
+        out += [p.text.rstrip(".") for p in points if len(p.text.rstrip(".")) <= limit]
+        out += [f for f in short_forms(facts) if len(f) <= limit]
+        cut = trim_to_limit(facts.title, limit)
+        return out + ([cut] if cut else [])
+    out = []  # a description or primary text: one point, then two together while they fit
+    for i, first in enumerate(points):
+        if len(first.text) <= limit:
+            out.append(first.text)
+        for second in points[i + 1 : i + _POINTS_PER_DESCRIPTION]:
+            pair = f"{first.text} {second.text}"
+            if len(pair) <= limit:
+                out.append(pair)
+    return out
+
+
+def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], spec: ChannelSpec, facts: ProductFacts,
+               evidence: Evidence, *, points: Sequence[SellingPoint] | None = None,
+               banned: Sequence[str] = DEFAULT_BANNED) -> dict[str, list[Asset]]:
+    """Distinct assets within limits per group of ``spec``, usable ones first, best first.
+
+    ``answers``: (fields, actions) of each repaired model answer; a field its repair filled from
+    the product's data ("fallback") counts as DATA, like the assets built here from ``points``.
+    """
+    points = selling_points(facts) if points is None else points
+    pools: dict[str, list[Asset]] = {}
+    # The groups the model writes (headlines, descriptions); display paths are not written but derived.
+    for group in dict.fromkeys(f.group_name for f in spec.writes.fields):
+        fspec = spec.group(group)[0]
+        raw: list[tuple[str, str]] = []
+        for fields, actions in answers:
+            for key, text in fields.items():
+                if key == group or re.fullmatch(rf"{re.escape(group)}_\d+", key):
+                    raw.append((text, DATA if actions.get(key) == "fallback" else MODEL))
+        raw += [(text, DATA) for text in _data_texts(group, fspec, facts, points)]
+        seen: set[str] = set()
+        assets = []
+        for text, origin in raw:
+            key = asset_key(text)
+            if not key or key in seen:
+                continue
+            seen.add(key)
+            if not field_problems(text, fspec):
+                carried = tuple(i for i, p in enumerate(points) if carries(text, p))
+                assets.append(Asset(group, text, origin, carried, usable_asset(text, fspec, spec, facts, evidence, banned)))
+        pools[group] = _distinct(sorted(assets, key=lambda a: a.rank_key))
+    return pools
+
+
+def _distinct(assets: list[Asset]) -> list[Asset]:
+    """The assets in order, without those that say nearly what an earlier one says."""
+    kept: list[Asset] = []
+    for asset in assets:
+        if all(similarity({"a": asset.text}, {"a": k.text}) < NEAR_DUPLICATE for k in kept):
+            kept.append(asset)
+    return kept
+
+
+def display_paths(facts: ProductFacts, max_chars: int = 15) -> list[str]:
+    """Display-URL paths from what the product is: its category, then its kind ("Outerwear", "Rain-Jacket")."""
+    paths: list[str] = []
+    for text in (facts.category or "", facts.kind or ""):
+        words = re.findall(r"[A-Za-z0-9]+", re.split(r"\s*[|>/]\s*", text)[-1] if text else "")
+        # The last words that fit: "Insulated-Water-Bottle" is too long; "Water-Bottle" fits.
+        while words and len("-".join(words)) > max_chars:
+            words = words[1:]
+        path = "-".join(w.capitalize() if w.islower() else w for w in words)
+        if path and path.lower().rstrip("s") not in (p.lower().rstrip("s") for p in paths):  # "Running-Shoes", "Running-Shoe": one
+            paths.append(path)
+    return paths[:2]
+
+
+def _deal(candidates: Sequence[Asset], spare: Sequence[Asset], slots: int, required: int, long: bool,
+          used: set[str]) -> list[Asset]:
+    """Up to ``slots`` assets for one group of one ad, each saying something the ad does not say yet.
+
+    A description shares no selling point with another (Google shows two side by side: "Taped
+    seams keep you dry" twice reads as a mistake); a headline may share one, as long as it adds
+    one ("Made of recycled nylon" next to "Recycled Nylon Outerwear" adds nothing). Assets that
+    carry no selling point (the model's "Stay Dry in Any Downpour") are distinct already. Short of
+    ``required``, the rest fill up regardless, then ``spare`` (the other ads' shares). Nothing the ad
+    already says in another group (``used``: asset keys) is said again.
+    """
+    # What another group of the ad already says ("Comes in Blue" as a headline: the gates refuse it
+    # twice), and what fails a gate, only meet the minimum, shown with their problems named.
+    fallback = [a for a in [*candidates, *spare] if a.usable and asset_key(a.text) in used]
+    fallback += [a for a in [*candidates, *spare] if not a.usable]
+    candidates = [a for a in candidates if a.usable and asset_key(a.text) not in used]
+    spare = [a for a in spare if a.usable and asset_key(a.text) not in used]
+    taken: list[Asset] = []
+    carried: set[int] = set()
+    for strict in ((True,) if long else (False,)):
+        for asset in candidates:
+            if len(taken) == slots:
+                break
+            points = set(asset.points)
+            adds = not points or (not points & carried if strict else bool(points - carried))
+            if asset not in taken and adds:
+                taken.append(asset)
+                carried |= points
+    taken += [a for a in [*candidates, *spare, *fallback] if a not in taken][: max(0, required - len(taken))]
+    return taken
+
+
+def assemble_ads(pools: Mapping[str, list[Asset]], spec: ChannelSpec, facts: ProductFacts, n: int) -> list[dict[str, str]]:
+    """``n`` ads from the pools: assets dealt out in rank order, so ad 1 gets the best, ad 2 the next…
+
+    Each ad keeps the best-ranked asset of each group (the top selling point), then takes its
+    share; an ad short of the group's required minimum borrows from the others' shares.
+    """
+    ads: list[dict[str, str]] = [{} for _ in range(n)]
+    for group, assets in pools.items():
+        slots = spec.group(group)
+        required = sum(1 for f in slots if f.required)
+        lead, rest = assets[:1], assets[1:]
+        long = (slots[0].max_chars or 999) > 40
+        for i, ad in enumerate(ads):
+            mine = lead + rest[i::n]
+            used = {asset_key(text) for text in ad.values()}
+            chosen = _deal(mine, [a for a in rest if a not in mine], len(slots), required, long, used)
+            for fspec, asset in zip(slots, chosen):
+                ad[fspec.key] = asset.text
+    paths = display_paths(facts)
+    for ad in ads:
+        for fspec, path in zip(spec.group("path"), paths):
+            if not field_problems(path, fspec):
+                ad[fspec.key] = path
+    return ads
