@@ -201,8 +201,8 @@ def asset_ad_card(v: Variant, spec: ChannelSpec, editor: bool) -> None:
             st.warning(plain(claim))
         for gate in v.scores.get("gates", []):
             st.warning(plain(gate["message"]))
-        if v.compliant and not v.scores.get("gates") and not v.unsupported_claims:
-            st.caption("Every asset within its limit, through every check, and backed by the product's data.")
+        if v.compliant:
+            st.caption("Within every limit of the channel.")
         if v.scores.get("explanation"):
             st.caption(plain(v.scores["explanation"]))
         unlocked = [f.key for f in spec.fields if f.key in v.fields and f.key not in locked and f.group_name != "path"]

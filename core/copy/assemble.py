@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from core.copy.channels import ChannelSpec, FieldSpec
 from core.copy.facts import ProductFacts
-from core.copy.gates import asset_gates, asset_key
+from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key
 from core.copy.limits import field_problems, short_forms, trim_to_limit
 from core.copy.scoring import DEFAULT_BANNED, NEAR_DUPLICATE, Evidence, banned_hits, claims_in, similarity
 from core.copy.selling_points import SellingPoint, carries, selling_points
@@ -58,7 +58,7 @@ def usable_asset(text: str, fspec: FieldSpec, spec: ChannelSpec, facts: ProductF
             and not claims_in(text, evidence, fspec.key) and not banned_hits(fields, banned))
 
 
-def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Sequence[SellingPoint]) -> list[str]:
+def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Sequence[SellingPoint], slots: int) -> list[str]:
     """Assets built only from the product's data for one group: selling points phrased to fit, and the product's names."""
     limit = fspec.max_chars or 999
     if limit <= 40:  # a headline: the point as a phrase, then the names of the product
@@ -66,16 +66,32 @@ def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Seque
         out += [p.text.rstrip(".") for p in points if len(p.text.rstrip(".")) <= limit]
         out += [f for f in short_forms(facts) if len(f) <= limit]
         cut = trim_to_limit(facts.title, limit)
-        return out + ([cut] if cut else [])
-    out = []  # a description or primary text: one point, then two together while they fit
-    for i, first in enumerate(points):
-        if len(first.text) <= limit:
-            out.append(first.text)
-        for second in points[i + 1 : i + _POINTS_PER_DESCRIPTION]:
-            pair = f"{first.text} {second.text}"
-            if len(pair) <= limit:
-                out.append(pair)
-    return out
+        return out + ([cut] if cut and _ends_a_phrase(cut, facts.title) else [])
+    # A description or primary text: the points that fit, as many descriptions as the ad has room for
+    # (Google rates an RSA by how many distinct ones it has), the best points paired while there are
+    # more points than room: 6 points in 4 descriptions are 2 pairs and 2 singles. Singles of every
+    # point follow, for the minimum when a pair is taken elsewhere.
+    fitting = [p.text for p in points if len(p.text) <= limit]
+    pairs_wanted = max(0, len(fitting) - slots)
+    out, i = [], 0
+    while i < len(fitting):
+        pair = " ".join(fitting[i : i + _POINTS_PER_DESCRIPTION])
+        if pairs_wanted and i + 1 < len(fitting) and len(pair) <= limit:
+            out.append(pair)
+            pairs_wanted -= 1
+            i += _POINTS_PER_DESCRIPTION
+        else:
+            out.append(fitting[i])
+            i += 1
+    return out + [t for t in fitting if t not in out]
+
+
+def _ends_a_phrase(cut: str, title: str) -> bool:
+    """Whether the title's words after ``cut`` start a new phrase ("Little JJ Cole Backpack | for Kids"), so
+    the cut names something; "Transformers Toys Studio | Series 52…" names nothing."""
+    rest = title[len(cut):].strip()
+    following = re.split(r"\s+", rest)[0].lower() if rest else ""
+    return not rest or following in TITLE_BOUNDARY or rest[0] in ",-–—|(/:;"
 
 
 def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], spec: ChannelSpec, facts: ProductFacts,
@@ -96,7 +112,7 @@ def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], s
             for key, text in fields.items():
                 if key == group or re.fullmatch(rf"{re.escape(group)}_\d+", key):
                     raw.append((text, DATA if actions.get(key) == "fallback" else MODEL))
-        raw += [(text, DATA) for text in _data_texts(group, fspec, facts, points)]
+        raw += [(text, DATA) for text in _data_texts(group, fspec, facts, points, len(spec.group(group)))]
         seen: set[str] = set()
         assets = []
         for text, origin in raw:
@@ -124,7 +140,7 @@ def display_paths(facts: ProductFacts, max_chars: int = 15) -> list[str]:
     """Display-URL paths from what the product is: its category, then its kind ("Outerwear", "Rain-Jacket")."""
     paths: list[str] = []
     for text in (facts.category or "", facts.kind or ""):
-        words = re.findall(r"[A-Za-z0-9]+", re.split(r"\s*[|>/]\s*", text)[-1] if text else "")
+        words = re.findall(r"[A-Za-z0-9]+", re.split(r"\s*[|>/]\s*", text)[-1].replace("'", "") if text else "")  # "Chefs-Knife"
         # The last words that fit: "Insulated-Water-Bottle" is too long; "Water-Bottle" fits.
         while words and len("-".join(words)) > max_chars:
             words = words[1:]
@@ -173,7 +189,9 @@ def assemble_ads(pools: Mapping[str, list[Asset]], spec: ChannelSpec, facts: Pro
     share; an ad short of the group's required minimum borrows from the others' shares.
     """
     ads: list[dict[str, str]] = [{} for _ in range(n)]
-    for group, assets in pools.items():
+    # Descriptions first: they are fewer to be had (a point a sentence), and a headline must not repeat one.
+    by_length = sorted(pools.items(), key=lambda item: -(spec.group(item[0])[0].max_chars or 999))
+    for group, assets in by_length:
         slots = spec.group(group)
         required = sum(1 for f in slots if f.required)
         lead, rest = assets[:1], assets[1:]
@@ -184,6 +202,7 @@ def assemble_ads(pools: Mapping[str, list[Asset]], spec: ChannelSpec, facts: Pro
             chosen = _deal(mine, [a for a in rest if a not in mine], len(slots), required, long, used)
             for fspec, asset in zip(slots, chosen):
                 ad[fspec.key] = asset.text
+    ads = [{f.key: ad[f.key] for f in spec.fields if f.key in ad} for ad in ads]  # in the channel's field order
     paths = display_paths(facts)
     for ad in ads:
         for fspec, path in zip(spec.group("path"), paths):

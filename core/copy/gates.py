@@ -35,19 +35,25 @@ _DATA_LABELS = frozenset({
 })
 _PRICE = r"(?:[$€£¥₹]\s*\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s*(?:USD|EUR|GBP|JPY|INR|[$€£¥₹]))"
 _PRICE_ONLY = re.compile(rf"^\W*(?:only|just|from|now)?\W*{_PRICE}\W*$", re.IGNORECASE)
-_FAKE_REPLY = re.compile(r"^\s*(?:re|fw|fwd)\s*:|\byour order (?:is|has|#)|\border (?:confirmation|#\s*\d)", re.IGNORECASE)
+_FAKE_REPLY = re.compile(r"^\s*(?:yes|no|sure|ok|okay)\b\s*[,.!]|^\s*(?:re|fw|fwd)\s*:|\byour order (?:is|has|#)|\border (?:confirmation|#\s*\d)", re.IGNORECASE)
 _FIRST_PERSON = re.compile(r"\b(?:hello|hi),? i am\b|\bi am an?\b|\bi'm an?\b|\bmy name is\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]?\s*$")
+# A headline cut from a sentence before its object: "Three New Scenarios Allow You", "Helps Keep".
+_HANGING_VERB = re.compile(r"\b(?:allows?|lets?|helps?|gives?|enables?|makes?|keeps?|brings?) (?:you|your|it|them)?\s*$"
+                           r"|\b(?:looking|seeking|wanting|who|that|which|whose)\s*$", re.IGNORECASE)
+# Seller notes that marketplaces carry in descriptions: instructions to the shopper, not selling points.
+_SELLER_NOTE = re.compile(r"\bplease (?:read|see|check|note|refer)\b|\bsee (?:the )?(?:full )?(?:item )?description\b",
+                          re.IGNORECASE)
 # Words that do not make an asset redundant when they recur ("the", "and", "with"), lower case.
 _STOP = frozenset("""a an and are as at be by for from has have in is it its of on or our so that the this to with
     your you we will can all more new now get one two just also than very""".split())
-_TITLE_BOUNDARY = frozenset({",", "-", "–", "—", "|", "(", "/", ":", ";", "with", "for", "and", "in", "by", "&"})
+TITLE_BOUNDARY = frozenset({",", "-", "–", "—", "|", "(", "/", ":", ";", "with", "for", "and", "in", "by", "&"})
 _LONG_TITLE = 6  # words: a title this long pasted whole into a description is a label, not a sentence
 
 
 @dataclass(frozen=True)
 class GateFailure:
-    gate: str  # data_label | price_headline | raw_title | cut_title | redundant | unfinished | off_voice | invented | repeated | same_in_set
+    gate: str  # data_label | price_headline | raw_title | cut_title | thin | redundant | unfinished | off_voice | invented | repeated | same_in_set
     field: str
     message: str
 
@@ -80,12 +86,12 @@ def _cut_inside_phrase(headline: str, title: str) -> bool:
     if [t.lower() for t in full[: len(head)]] != [t.lower() for t in head]:
         return False
     following = full[len(head)].lower()
-    if following in _TITLE_BOUNDARY or head[-1].lower() in _TITLE_BOUNDARY:
+    if following in TITLE_BOUNDARY or head[-1].lower() in TITLE_BOUNDARY:
         return False  # the title's own phrase ends there
     # The phrase runs to the title's next boundary; its last word is the head noun. A cut that
     # drops only that noun (and perhaps one modifier) reads unfinished; a cut after a model
     # number ("Stride Tempo 3" of "Stride Tempo 3 Road Running Shoe") names the product.
-    end = next((i for i in range(len(head), len(full)) if full[i].lower() in _TITLE_BOUNDARY), len(full))
+    end = next((i for i in range(len(head), len(full)) if full[i].lower() in TITLE_BOUNDARY), len(full))
     return len(head) >= end - 2 and not any(ch.isdigit() for ch in head[-1])
 
 
@@ -157,7 +163,20 @@ def invented_words(value: str, facts: ProductFacts) -> list[str]:
     return [w for w in dict.fromkeys(_WORD.findall(value)) if len(w) >= 4 and not _is_word(w, english, data)]
 
 
+def _thin(value: str, facts: ProductFacts) -> bool:
+    """A headline of one word ("Sand", "Yes") or only a number and its unit ("100 W"): Google shows
+    it beside two others, and alone it says nothing. The brand and what the product is may stand alone."""
+    if asset_key(value) in {asset_key(facts.brand or ""), asset_key(facts.kind or "")}:
+        return False
+    words = re.findall(r"[^\W\d_]{3,}", value)
+    return len(value.split()) < 2 or not words
+
+
 def _redundant(value: str, is_short: bool) -> str | None:
+    numbers = Counter(n.replace(",", "").rstrip("0").rstrip(".") for n in re.findall(r"\d[\d,]*(?:\.\d+)?", value))
+    number, times = numbers.most_common(1)[0] if numbers else ("", 0)
+    if times >= 2:  # "3.00 m of 3 m", "21 cm steel … at 21 cm"
+        return number
     counts = Counter(w.lower() for w in _words(value) if len(w) >= 4 and w.lower() not in _STOP)
     limit = 2 if is_short else 3  # a headline that says a word twice, a description three times
     word, n = counts.most_common(1)[0] if counts else ("", 0)
@@ -190,12 +209,18 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
             failures.append(GateFailure("raw_title", fspec.key, f"{label} pastes the whole product title; a description says what it does."))
         if short and (_cut_inside_phrase(value, title) or _cut_before_kind_noun(value, title, facts.kind)):
             failures.append(GateFailure("cut_title", fspec.key, f"{label} cuts the title inside its phrase ({value!r}): it drops the noun."))
+        if short and fspec.group_name != "path" and _thin(value, facts):
+            failures.append(GateFailure("thin", fspec.key, f"{label} says too little to stand alone ({value!r}): a colour, a unit, one word."))
         word = _redundant(value, short)
         if word:
             failures.append(GateFailure("redundant", fspec.key, f"{label} repeats {word!r}: say it once, then say something else."))
         prose = bool(fspec.min_sentences or fspec.max_sentences) or fspec.key.startswith(("description", "primary", "body"))
         if not short and prose and not _SENTENCE_END.search(value):
             failures.append(GateFailure("unfinished", fspec.key, f"{label} stops mid-sentence ({value[-30:]!r})."))
+        if short and _HANGING_VERB.search(value):
+            failures.append(GateFailure("unfinished", fspec.key, f"{label} stops before its object ({value[-30:]!r})."))
+        if _SELLER_NOTE.search(value):
+            failures.append(GateFailure("off_voice", fspec.key, f"{label} is a seller's note to the shopper ({value[:40]!r}), not copy."))
         if _FAKE_REPLY.search(value) or _FIRST_PERSON.search(value):
             failures.append(GateFailure("off_voice", fspec.key, f"{label} pretends to be a reply, an order or a person ({value[:40]!r})."))
         made_up = invented_words(value, facts)

@@ -255,7 +255,7 @@ def title_case(text: str) -> str:
     words = text.split(" ")
     out = []
     for i, w in enumerate(words):
-        if w.isalpha() and w.islower() and len(w) > 2 and (i == 0 or w not in _MINOR):
+        if w.replace("'", "").isalpha() and w.islower() and len(w) > 2 and (i == 0 or w not in _MINOR):  # "chef's" too
             w = w[0].upper() + w[1:]
         out.append(w)
     return " ".join(out)

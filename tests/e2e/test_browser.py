@@ -100,7 +100,7 @@ def open_copy_studio_on(page: Page, search: str, product: str | re.Pattern[str],
     wait_idle(page)
     expect(page.get_by_role("combobox", name="Product")).to_have_value(product)
     if variants is not None:
-        box = page.get_by_role("spinbutton", name="Variants")
+        box = page.get_by_role("spinbutton", name=re.compile(r"^(Variants|Ads per product)$"))
         box.fill(str(variants))
         box.press("Enter")
         wait_idle(page)
@@ -260,42 +260,62 @@ def test_run_a_segmentation_and_see_the_map(page: Page, shot: Shot, js_errors: l
 
 
 def test_write_copy_approve_and_export(page: Page, shot: Shot, js_errors: list[str], tmp_path: Path) -> None:
-    """The bundled SmolLM2 on the CPU writes Google RSA variants; one is approved and exported for Google Ads Editor."""
-    open_copy_studio_on(page, "Summit", re.compile(r"Summit 750 ml Insulated Steel Water Bottle"), variants=2)
+    """The bundled SmolLM2 on the CPU writes a Google RSA; one asset is locked, another regenerated; the ad is
+    approved and exported for Google Ads Editor with a Final URL template."""
+    open_copy_studio_on(page, "Summit", re.compile(r"Summit 750 ml Insulated Steel Water Bottle"), variants=1)
 
-    page.get_by_role("button", name="Generate 2 variant(s) per product").click()
+    page.get_by_role("button", name="Generate 1 ad(s) per product").click()
     # First use loads the model (converting the bundled GGUF once on a fresh machine), then writes.
     expect(page.get_by_text(re.compile(r"\d+ new drafts? saved"))).to_be_visible(timeout=480_000)
     wait_idle(page)
-    approve = page.get_by_role("button", name="Approve")
-    expect(approve.first).to_be_visible()
-    expect(page.get_by_text("Within every limit of the channel.").first).to_be_visible()
-    # The ad-strength meter, with what to do next: three headlines of fifteen today.
+    # The ad-strength meter, with what to do next, and the selling points the ad carries.
     expect(page.get_by_text(re.compile(r"Ad strength: (Incomplete|Poor|Average|Good|Excellent)")).first).to_be_visible()
-    expect(page.get_by_text(re.compile(r"Add \d+ more headlines")).first).to_be_visible()
-    shot("drafts")
+    expect(page.get_by_text("Selling points").first).to_be_visible()
+    headline = page.get_by_role("textbox", name=re.compile(r"^Headline \(\d+/30\)"))
+    second = page.get_by_role("textbox", name=re.compile(r"^Headline 2 \(\d+/30\)"))
+    first_text, second_text = headline.input_value(), second.input_value()
+    shot("ad")
 
-    approve.first.click()
+    page.get_by_role("checkbox", name="Lock").first.check()  # the first headline
+    wait_idle(page)
+    expect(page.get_by_role("checkbox", name="Lock").first).to_be_checked()
+    expect(page.get_by_role("button", name="↻").first).to_be_disabled()  # a locked asset is not regenerated
+    for _ in range(2):  # a 135M model may write nothing new and usable in one go: then the ad is unchanged and it says so
+        page.get_by_role("button", name="↻").nth(1).click()  # the second headline
+        wait_idle(page, timeout=240_000)
+        if second.input_value() != second_text:
+            break
+        expect(page.get_by_text("The ad is unchanged").first).to_be_visible()
+    assert second.input_value() != second_text and headline.input_value() == first_text
+    shot("regenerated")
+
+    page.get_by_role("button", name="Approve").first.click()
     wait_idle(page)
     expect(page.get_by_text("✅ approved")).to_have_count(1)
 
+    url = page.get_by_role("textbox", name="Final URL template")
+    url.fill("https://shop.example/p/{product_id}?utm_content={variant_id}")
+    url.press("Enter")
+    wait_idle(page)
     with page.expect_download() as download_info:
-        page.get_by_role("button", name="Google Ads Editor CSV (responsive search ads)").click()
+        page.get_by_role("button", name="Google Ads Editor CSV (1 ad)").click()
     path = tmp_path / "rsa.csv"
     download_info.value.save_as(path)
     with path.open(newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1
     assert rows[0]["Ad type"] == "Responsive search ad" and rows[0]["Campaign"] == "MarketLab"
-    headlines = [rows[0][f"Headline {i}"] for i in range(1, 4)]
-    assert all(0 < len(h) <= 30 for h in headlines), headlines
-    assert 0 < len(rows[0]["Description 1"]) <= 90
+    headlines = [h for h in (rows[0][f"Headline {i}"] for i in range(1, 16)) if h]
+    assert len(headlines) >= 3 and all(len(h) <= 30 for h in headlines), headlines
+    assert headlines[0] == first_text and second.input_value() in headlines
+    assert 0 < len(rows[0]["Description 1"]) <= 90 and 0 < len(rows[0]["Description 2"]) <= 90
+    assert rows[0]["Final URL"].startswith("https://shop.example/p/") and "CV-" in rows[0]["Final URL"]
     assert not any(v.startswith(("=", "+", "-", "@")) for v in rows[0].values() if v)  # formula-safe
 
     with page.expect_download() as json_info:
         page.get_by_role("button", name=re.compile(r"JSON \(1 variant\)")).click()
     exported = json.loads(Path(json_info.value.path()).read_text())
-    assert len(exported) == 1 and exported[0]["fields"]["headline"] == headlines[0]
+    assert len(exported) == 1 and exported[0]["fields"]["headline"] == first_text
     shot("approved")
     assert_no_exception(page)
     assert js_errors == []
@@ -307,7 +327,7 @@ def test_stop_ends_a_long_generation_within_seconds_and_keeps_saved_drafts(page:
     open_copy_studio_on(page, "Trailhead", re.compile(r"Trailhead Ultralight Tent 2P"), variants=6)
     drafts_before = page.get_by_role("button", name="Approve").count()
 
-    page.get_by_role("button", name="Generate 6 variant(s) per product").click()
+    page.get_by_role("button", name="Generate 6 ad(s) per product").click()
     bar = page.get_by_role("progressbar")
     expect(bar).to_be_visible(timeout=240_000)  # the model may still be loading
     expect(page.get_by_text(re.compile(r"Writing 18 candidates"))).to_be_visible(timeout=240_000)
