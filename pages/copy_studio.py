@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import streamlit as st
 
 from core import catalog, segments
@@ -154,8 +156,6 @@ def _regenerate(v: Variant, keys: list[str]) -> None:
     except MarketLabError as e:
         st.session_state["copy_asset_error"] = (v.variant_id, e)
         return
-    for key in keys:  # a keyed input keeps what it showed: let it show the new text
-        st.session_state.pop(f"copy_edit_{v.variant_id}_{key}", None)
     st.rerun()
 
 
@@ -163,6 +163,7 @@ def asset_ad_card(v: Variant, spec: ChannelSpec, editor: bool) -> None:
     """One assembled ad (RSA, Meta), full width: every asset editable, lockable and regenerable on its own."""
     locked = set(v.params.get("locked", []))
     origins = v.params.get("assets", {})
+    st.caption("Lock an asset to keep it when you regenerate; ↻ writes a new one in its place and leaves the rest.")
     left, right = st.columns([3, 2])
     edited: dict[str, str] = {}
     wanted_locks: set[str] = set()
@@ -173,13 +174,15 @@ def asset_ad_card(v: Variant, spec: ChannelSpec, editor: bool) -> None:
             value = v.fields[fspec.key]
             limit = f" ({len(value)}/{fspec.max_chars})" if fspec.max_chars else ""
             source = {"model": " · model", "data": " · product data"}.get(origins.get(fspec.key, ""), "")
+            # Keyed by the saved text too: a browser sends back what an input shows, so after a regeneration
+            # only a new key makes it show the new text.
+            widget = f"copy_edit_{v.variant_id}_{fspec.key}_{zlib.crc32(value.encode()):08x}"
             if fspec.group_name == "path":
-                edited[fspec.key] = st.text_input(f"{fspec.label}{limit}", value, key=f"copy_edit_{v.variant_id}_{fspec.key}")
+                edited[fspec.key] = st.text_input(f"{fspec.label}{limit}", value, key=widget)
                 continue
-            c_text, c_lock, c_regen = st.columns([8, 1.3, 1], vertical_alignment="bottom")
-            edited[fspec.key] = c_text.text_input(f"{fspec.label}{limit}{source}", value, key=f"copy_edit_{v.variant_id}_{fspec.key}")
-            if c_lock.checkbox("Lock", fspec.key in locked, key=f"copy_lock_{v.variant_id}_{fspec.key}", disabled=not editor,
-                               help="A locked asset is kept when you regenerate."):
+            c_text, c_lock, c_regen = st.columns([6, 1.5, 0.9], vertical_alignment="bottom")
+            edited[fspec.key] = c_text.text_input(f"{fspec.label}{limit}{source}", value, key=widget)
+            if c_lock.checkbox("Lock", fspec.key in locked, key=f"copy_lock_{v.variant_id}_{fspec.key}", disabled=not editor):
                 wanted_locks.add(fspec.key)
             if c_regen.button("↻", key=f"copy_regen_{v.variant_id}_{fspec.key}", disabled=not editor or fspec.key in locked,
                               help=f"Write a new {fspec.label.lower()}; the rest of the ad stays."):

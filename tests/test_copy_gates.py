@@ -44,6 +44,7 @@ def gates_of(fields: dict[str, str], facts: ProductFacts = JACKET, channel: str 
         ({"headline": "100 W", "description": "Stays dry in a downpour."}, JACKET, ("thin", "headline")),
         ({"headline": "Yes, it has a 3000 mm", "description": "Stays dry in a downpour."}, JACKET, ("off_voice", "headline")),
         ({"headline": "3.00 m of 3 m of nylon", "description": "Stays dry in a downpour."}, JACKET, ("redundant", "headline")),
+        ({"headline": "Double-walled Steel Keeps", "description": "Stays dry in a downpour."}, JACKET, ("unfinished", "headline")),
         ({"headline": "Perfect for Fans Looking", "description": "Stays dry in a downpour."}, JACKET, ("unfinished", "headline")),
         ({"headline": "Please READ Full Description", "description": "Stays dry in a downpour."}, JACKET, ("off_voice", "headline")),
         ({"headline": "BigFig Pedimento", "description": "Build the Creeper and the Ocelot."}, LEGO, ("invented", "headline")),

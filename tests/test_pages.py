@@ -325,16 +325,16 @@ def test_copy_studio_generates_scores_and_approves_with_a_fake_model(demo_db: Pa
             assert int(used) <= int(limit), asset.label
     assert any(p.text.startswith("Ad strength: ") for p in at.get("progress"))
     # Lock the first headline, regenerate the second: only the second changes.
-    headline = next(a for a in assets if a.key.endswith("_headline"))
-    second = next(a for a in assets if a.key.endswith("_headline_2"))
-    variant_id = headline.key.removeprefix("copy_edit_").removesuffix("_headline")
+    def asset(label: str) -> str:
+        return next(a.value for a in at.text_input if a.key.startswith("copy_edit_") and a.label.startswith(f"{label} ("))
+
+    variant_id = next(c.key for c in at.checkbox if c.key.endswith("_headline")).removeprefix("copy_lock_").removesuffix("_headline")
     at.checkbox(key=f"copy_lock_{variant_id}_headline").check().run()
     assert not at.exception and at.checkbox(key=f"copy_lock_{variant_id}_headline").value
-    before = (headline.value, second.value)
+    before = (asset("Headline"), asset("Headline 2"))
     at.button(key=f"copy_regen_{variant_id}_headline_2").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.text_input(key=f"copy_edit_{variant_id}_headline").value == before[0]
-    assert at.text_input(key=f"copy_edit_{variant_id}_headline_2").value != before[1]
+    assert asset("Headline") == before[0] and asset("Headline 2") != before[1]
     assert at.button(key=f"copy_regen_{variant_id}_headline").disabled  # locked
     approve = [b for b in at.button if b.key.startswith("copy_approve_") and not b.disabled]
     assert approve

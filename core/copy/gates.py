@@ -39,7 +39,7 @@ _FAKE_REPLY = re.compile(r"^\s*(?:yes|no|sure|ok|okay)\b\s*[,.!]|^\s*(?:re|fw|fw
 _FIRST_PERSON = re.compile(r"\b(?:hello|hi),? i am\b|\bi am an?\b|\bi'm an?\b|\bmy name is\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]?\s*$")
 # A headline cut from a sentence before its object: "Three New Scenarios Allow You", "Helps Keep".
-_HANGING_VERB = re.compile(r"\b(?:allows?|lets?|helps?|gives?|enables?|makes?|keeps?|brings?) (?:you|your|it|them)?\s*$"
+_HANGING_VERB = re.compile(r"\b(?:allows?|lets?|helps?|gives?|enables?|makes?|keeps?|brings?)(?: (?:you|your|it|them))?\s*$"
                            r"|\b(?:looking|seeking|wanting|who|that|which|whose)\s*$", re.IGNORECASE)
 # Seller notes that marketplaces carry in descriptions: instructions to the shopper, not selling points.
 _SELLER_NOTE = re.compile(r"\bplease (?:read|see|check|note|refer)\b|\bsee (?:the )?(?:full )?(?:item )?description\b",
