@@ -70,5 +70,7 @@ def test_every_variant_keeps_the_limits_and_every_flag_is_a_real_gap(demo, gener
         assert v.compliant and set(spec.required_keys) <= set(v.fields)
         data = _data_text(facts[v.product_id])
         for claim in v.scores["unsupported_claims"]:
+            if claim["reason"].startswith("the data's "):
+                continue  # a number the data holds for another measure ("10000 mm in size"): in the data, and still a gap
             assert _norm(claim["text"]) not in data, f"{claim['text']!r} is flagged but the product's data says it"
         assert v.params["model"].startswith("SmolLM2") and v.params["prompt"]

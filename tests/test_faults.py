@@ -501,7 +501,7 @@ def test_after_a_cpu_fallback_the_sidebar_shows_the_cpu_and_why(full_gpu, tmp_pa
     monkeypatch.setenv("MARKETLAB_DB", str(small_db(tmp_path / "app.duckdb")))
     monkeypatch.setattr(resources, "get_engine", lambda: full_gpu)
     at = open_app("pages/copy_studio.py")
-    at.number_input(key="copy_n").set_value(1).run()
+    at.number_input(key="copy_n_ads").set_value(1).run()
     at.button(key="copy_generate").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("saved" in s.value for s in at.success)
