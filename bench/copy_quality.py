@@ -62,6 +62,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from core.config import load_settings  # noqa: E402
 from core.copy.ad_strength import ad_strength  # noqa: E402
 from core.copy.channels import CHANNELS, get_channel  # noqa: E402
+from core.copy.data_headlines import ad_keyword  # noqa: E402
 from core.copy.selling_points import carries, selling_points  # noqa: E402
 from core.copy.facts import iter_values, load_facts  # noqa: E402
 from core.copy.gates import asset_gates, set_gates  # noqa: E402
@@ -121,7 +122,7 @@ def run_chunk(store: Store, generate_fn, product_ids: list[str], channel: str, n
         products[v.product_id].setdefault("sets", []).append(v.fields)
         products[v.product_id]["variants"].append({
             "within_limits": not check_fields(v.fields, spec), "claims": len(claims), "tries": v.tries,
-            "ad_strength": ad_strength(v.fields, [facts[v.product_id].kind] if facts[v.product_id].kind else []).level
+            "ad_strength": ad_strength(v.fields, [k] if (k := ad_keyword(facts[v.product_id])) else []).level
             if channel == "google_rsa" else None,
             "assets": len(assets), "usable_assets": sum(k not in failing[id(v)] for k in assets),
             "false_flags": [c["text"] for c in claims if is_false_flag(c["text"], texts[v.product_id])]})

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.copy.channels import ChannelSpec, FieldSpec
+from core.copy.data_headlines import call_to_action, kind_is_named, price_headline, title_phrases
 from core.copy.facts import ProductFacts
 from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key
 from core.copy.limits import field_problems, short_forms, trim_to_limit
@@ -58,15 +59,20 @@ def usable_asset(text: str, fspec: FieldSpec, spec: ChannelSpec, facts: ProductF
             and not claims_in(text, evidence, fspec.key) and not banned_hits(fields, banned))
 
 
-def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Sequence[SellingPoint], slots: int) -> list[str]:
+def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Sequence[SellingPoint], slots: int,
+                brands: Sequence[str] = ()) -> list[str]:
     """Assets built only from the product's data for one group: selling points phrased to fit, and the product's names."""
     limit = fspec.max_chars or 999
-    if limit <= 40:  # a headline: the point as a phrase, then the names of the product
+    if limit <= 40:  # a headline: the point as a phrase, the title's phrases, the product's names, price, a call to action
         out = [p.headline for p in points if p.headline]
         out += [p.text.rstrip(".") for p in points if len(p.text.rstrip(".")) <= limit]
-        out += [f for f in short_forms(facts) if len(f) <= limit]
+        out += title_phrases(facts, limit, brands)
+        # A category leaf the title does not bear out ("Birthday Candles" for balloons) names a shelf, not the product.
+        shelf = facts.kind.lower() if facts.kind and not kind_is_named(facts) else None
+        out += [f for f in short_forms(facts) if len(f) <= limit and not (shelf and shelf in f.lower())]
         cut = trim_to_limit(facts.title, limit)
-        return out + ([cut] if cut and _ends_a_phrase(cut, facts.title) else [])
+        out += [cut] if cut and _ends_a_phrase(cut, facts.title) else []
+        return out + [t for t in (price_headline(facts, limit, brands), call_to_action(facts, limit, brands)) if t]
     # A description or primary text: the points that fit, as many descriptions as the ad has room for
     # (Google rates an RSA by how many distinct ones it has), the best points paired while there are
     # more points than room: 6 points in 4 descriptions are 2 pairs and 2 singles. Singles of every
@@ -112,7 +118,7 @@ def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], s
             for key, text in fields.items():
                 if key == group or re.fullmatch(rf"{re.escape(group)}_\d+", key):
                     raw.append((text, DATA if actions.get(key) == "fallback" else MODEL))
-        raw += [(text, DATA) for text in _data_texts(group, fspec, facts, points, len(spec.group(group)))]
+        raw += [(text, DATA) for text in _data_texts(group, fspec, facts, points, len(spec.group(group)), evidence.brands)]
         seen: set[str] = set()
         assets = []
         for text, origin in raw:

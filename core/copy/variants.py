@@ -35,6 +35,7 @@ from typing import Any
 from core.copy.ad_strength import ad_strength
 from core.copy.assemble import DATA, asset_pool, assemble_ads
 from core.copy.channels import CHANNELS, ChannelSpec, get_channel, get_tone
+from core.copy.data_headlines import ad_keyword
 from core.copy.facts import ProductFacts, catalog_brands, instruction_like, iter_values, load_facts
 from core.copy.limits import Repaired, check_fields, repair
 from core.copy.prompts import EXAMPLE_BRANDS, build_messages
@@ -682,10 +683,11 @@ def rescore(store: Store, variant: Variant, banned: Sequence[str] = DEFAULT_BANN
 
 
 def _ad_strength(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFacts) -> dict[str, Any]:
-    """{"ad_strength": …} for a Google RSA (the product's kind as its keyword), nothing for other channels."""
+    """{"ad_strength": …} for a Google RSA (keyword: what the product is, ``ad_keyword``), nothing for other channels."""
     if spec.name != "google_rsa":
         return {}
-    return {"ad_strength": ad_strength(fields, [facts.kind] if facts.kind else []).to_dict()}
+    keyword = ad_keyword(facts)
+    return {"ad_strength": ad_strength(fields, [keyword] if keyword else []).to_dict()}
 
 
 def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, banned: Sequence[str] = DEFAULT_BANNED) -> Variant:

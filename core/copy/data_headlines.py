@@ -1,0 +1,179 @@
+"""Headlines built from a product's data alone, of the kinds a marketer puts in every RSA.
+
+Google's guidance for responsive search ads is to give it headlines of different kinds: the
+product's name and what it is, its features and benefits (``core.copy.selling_points``), a price or
+offer, a call to action. This module writes the ones the data fully backs, so that a product with
+few facts still fills an ad with distinct, grounded headlines:
+
+- the title's own phrases: a marketplace title is a string of phrases ("AMERICAN GREETINGS Rainbow
+  Latex Balloons | Pack of 20 | Party Decor"), each of which, brand and codes aside, names the
+  product or a fact about it ("Rainbow Latex Balloons", "Pack of 20");
+- the price, said with what it buys ("Tumbler for $20.99"), never alone (a gate refuses that);
+- a call to action naming the product ("Shop the Summit Tumbler").
+
+Every text here still goes through limits, the gates and the faithfulness check in ``assemble``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from core.copy.facts import ProductFacts
+from core.copy.limits import title_case
+
+__all__ = ["ad_keyword", "call_to_action", "kind_is_named", "price_headline", "price_text", "product_names", "title_phrases"]
+
+# Where a marketplace title's phrases end: a bar, a dash between spaces, a comma, a colon, brackets.
+_PHRASE_BREAK = re.compile(r"\s*[|•]\s*|\s+[-–—]\s+|,\s+|:\s+|\s*[()\[\]]\s*")
+_CODE = re.compile(r"^(?=.*\d)[A-Za-z0-9-]*[\d-][A-Za-z0-9-]*$")  # "000914", "9-2705101", "B07XJ8C8F5"
+_CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$", "JPY": "¥", "INR": "₹"}
+# A code stands in a phrase only when a word it counts follows ("1000 Piece", "iPhone 17 Pro") or
+# "of" precedes it ("Pack of 20"); "AMI 675513" is a part number.
+_SHOUTED = re.compile(r"^[A-Z][A-Z'&-]{4,}$")  # "AMERICAN", "GREETINGS"; "LEGO" and "USB" stay
+
+
+def _strip_brand(text: str, brands: Sequence[str]) -> str:
+    """``text`` without the brand it starts with (the catalog's, a known one, or a shouted name)."""
+    for brand in sorted((b for b in brands if b), key=len, reverse=True):
+        if text.lower().startswith(brand.lower() + " "):
+            return text[len(brand) + 1:].strip()
+    words = text.split()
+    shouted = 0
+    while shouted < len(words) - 1 and _SHOUTED.match(words[shouted]):
+        shouted += 1
+    return " ".join(words[shouted:])
+
+
+def _reads_as_phrase(words: list[str]) -> bool:
+    """Two or more words, at least two of them words rather than numbers or codes, and no bare part number."""
+    if len([w for w in words if re.search(r"[A-Za-z]{2,}", w) and not _CODE.match(w)]) < 2:
+        return False
+    for i, word in enumerate(words):
+        if _CODE.match(word):
+            counts_something = i + 1 < len(words) and words[i + 1][:1].isalpha()
+            counted = i > 0 and words[i - 1].lower() == "of"
+            if not (counts_something or counted) or len(re.sub(r"\D", "", word)) > 4:
+                return False
+    return True
+
+
+def _calm(text: str) -> str:
+    """Shouted words in title case ("AMERICAN" -> "American"): Google refuses excessive capitals."""
+    return " ".join(w.capitalize() if _SHOUTED.match(w) else w for w in text.split())
+
+
+def title_phrases(facts: ProductFacts, limit: int, brands: Sequence[str] = (), *, first_only: bool = False) -> list[str]:
+    """The phrases of the title that fit ``limit`` and name something, brand and part numbers left out.
+
+    "AMERICAN GREETINGS Rainbow Latex Balloons| Pack of 20 | Party Decor" gives "Rainbow Latex
+    Balloons", "Pack of 20", "Party Decor". A phrase too long is never cut at the end (that is how
+    "10000 mm Waterproof Rain" happened); only its tail from a count on is taken, since English
+    puts the noun last: "Ravensburger Mama Knows Best 1000 Piece Jigsaw Puzzle" gives "1000 Piece
+    Jigsaw Puzzle".
+    """
+    title = (facts.title or "").strip()
+    if not title:
+        return []
+    brands = [facts.brand or "", *brands]
+    out: list[str] = []
+    for i, phrase in enumerate(p.strip(" .-–—") for p in _PHRASE_BREAK.split(title)):
+        if not phrase:
+            continue
+        if i == 0:
+            phrase = _strip_brand(phrase, brands)
+        words = phrase.split()
+        # A leading part number ("CHROMA 000914 914 Hello Kitty…"): the phrase starts after it.
+        # A short count before a word stays ("1000 Piece Jigsaw Puzzle"), unless it follows a part number.
+        dropped = False
+        while words and _CODE.match(words[0]) and (dropped or not (len(words) > 1 and words[1][:1].isalpha()
+                                                                   and len(words[0]) <= 4)):
+            words, dropped = words[1:], True
+        if len(" ".join(words)) > limit:
+            counts = [j for j, w in enumerate(words) if j and re.fullmatch(r"\d[\d,.]*", w) and j + 1 < len(words)
+                      and words[j + 1][:1].isalpha()]
+            words = words[counts[-1]:] if counts else words
+        phrase = _calm(" ".join(words))
+        if phrase and len(phrase) <= limit and _reads_as_phrase(phrase.split()):
+            out.append(phrase)
+        if first_only:
+            break
+    return list(dict.fromkeys(out))
+
+
+def _singular(word: str) -> str:
+    word = word.lower()
+    return word[:-3] + "y" if word.endswith("ies") else word[:-1] if word.endswith("s") and not word.endswith("ss") else word
+
+
+_UNIT_WORD = re.compile(r"^(?:\d[\d.,]*\S*|ml|l|cl|g|kg|oz|lbs?|mm|cm|m|in|inch(?:es)?|ft|w|v|mah|pack|pcs?|count|ct|spf)$", re.I)
+# A title's noun phrase also ends before what it is for or comes with: "Trail Case | for iPhone 17 Pro".
+_NOUN_PHRASE_BREAK = re.compile(_PHRASE_BREAK.pattern + r"|\s+(?:for|with|by|from|in)\s+", re.I)
+
+
+def _head_nouns(title: str) -> set[str]:
+    """The last word of each of the title's phrases, counts and units aside: "Dewly Ceramide Daily
+    Moisturizer 75 ml" -> moisturizer; "Hasbro … Cuddle Pillow, Large, Blue" -> pillow, large, blue."""
+    heads = set()
+    for phrase in _NOUN_PHRASE_BREAK.split(title):
+        words = re.findall(r"[\w'.]+", phrase)
+        while words and _UNIT_WORD.match(words[-1]):
+            words.pop()
+        if words:
+            heads.add(_singular(words[-1]))
+    return heads
+
+
+def kind_is_named(facts: ProductFacts) -> bool:
+    """Whether the title's own head noun is what the product is said to be. A catalog's category leaf
+    is often a shelf, not the product: "Birthday Candles" for latex balloons, "Butterflies" for a
+    butterfly net, "Bobbleheads" for a Funko Pop."""
+    kind_words = re.findall(r"[A-Za-z]+", facts.kind or "")
+    return bool(kind_words) and _singular(kind_words[-1]) in _head_nouns(facts.title or "")
+
+
+def product_names(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> list[str]:
+    """Names of the product that fit ``limit``, shortest sensible first: brand and kind, the kind, the
+    title's first phrase. The kind only where the title bears it out (see ``kind_is_named``)."""
+    kind = title_case(facts.kind.strip()) if facts.kind and kind_is_named(facts) else ""
+    names = [f"{facts.brand} {kind}" if facts.brand and kind else "", kind]
+    lead = title_phrases(facts, limit, brands, first_only=True)
+    return [n for n in dict.fromkeys([*names, *lead]) if n and len(n) <= limit]
+
+
+def ad_keyword(facts: ProductFacts, brands: Sequence[str] = ()) -> str:
+    """The search term an ad group for this product would bid on, when the marketer set none: what the
+    product is, if the title bears out its kind, else the last two words of the title's first phrase."""
+    if facts.kind and kind_is_named(facts):
+        return facts.kind.strip().lower()
+    lead = title_phrases(facts, 999, brands, first_only=True)
+    words = re.findall(r"[A-Za-z][A-Za-z'-]+", lead[0]) if lead else []
+    return " ".join(words[-2:]).lower()
+
+
+def _product_name(facts: ProductFacts, limit: int, room: int, brands: Sequence[str]) -> str | None:
+    return next((n for n in product_names(facts, limit - room, brands)), None)
+
+
+def price_text(facts: ProductFacts) -> str | None:
+    """The price as a shopper reads it: "$20.99", "$20", "€9.50", "129.00 SEK"."""
+    if facts.price is None or facts.price <= 0:
+        return None
+    amount = f"{facts.price:.0f}" if float(facts.price).is_integer() else f"{facts.price:.2f}"
+    sign = _CURRENCY_SIGNS.get((facts.currency or "USD").upper())
+    return f"{sign}{amount}" if sign else f"{amount} {facts.currency}"
+
+
+def price_headline(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> str | None:
+    """The price with what it buys ("Summit Tumbler for $20.99"): a price alone says nothing."""
+    price = price_text(facts)
+    if not price:
+        return None
+    name = _product_name(facts, limit, len(" for ") + len(price), brands)
+    return f"{name} for {price}" if name else None
+
+
+def call_to_action(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> str | None:
+    """"Shop the Summit Tumbler": a call to action that names the product, not a bare "Shop Now"."""
+    name = _product_name(facts, limit, len("Shop the "), brands)
+    return f"Shop the {name}" if name else None

@@ -1,0 +1,63 @@
+"""Headlines the product's data alone backs: the title's phrases, the price with what it buys, a call to action (issue 13)."""
+
+from __future__ import annotations
+
+from core.copy.ad_strength import ad_strength
+from core.copy.assemble import asset_pool, assemble_ads
+from core.copy.channels import get_channel
+from core.copy.data_headlines import (ad_keyword, call_to_action, kind_is_named, price_headline, price_text,
+                                      title_phrases)
+from core.copy.facts import ProductFacts
+from core.copy.gates import asset_gates
+from core.copy.scoring import Evidence, claims_in
+
+RSA = get_channel("google_rsa")
+TUMBLER = ProductFacts("P1", "Summit Nova 890 ml Steel Tumbler", "Summit", "Drinkware", 20.99, "USD",
+                       "An 890 ml steel tumbler.", {"type": "tumbler", "capacity_ml": 890, "material": "stainless steel",
+                                                    "dishwasher_safe": True, "color": "Sand"})
+# Real listings from the Amazon sample in ../shared/data/real: no brand column, a category leaf for a kind.
+BALLOONS = ProductFacts("A1", "AMERICAN GREETINGS Rainbow Latex Balloons| Pack of 20 | Party Decor", None, "Home & Kitchen",
+                        10.17, "USD", "", {"category_path": "Home & Kitchen | Party Supplies | Birthday Candles"})
+PUZZLE = ProductFacts("A2", "Ravensburger Mama Knows Best 1000 Piece Jigsaw Puzzle", None, None, 24.78, "USD", "", {})
+ORNAMENT = ProductFacts("A3", "CHROMA 000914 914 Hello Kitty Plush Auto Ornament", None, None, 11.99, "USD", "", {})
+NET = ProductFacts("A4", "Melissa & Doug Bella Butterfly Net", None, "Patio, Lawn & Garden", 6.99, "USD", "",
+                   {"category_path": "Patio, Lawn & Garden | Butterflies"})
+CASE = ProductFacts("P2", "Voltic Trail Case for iPhone 17 Pro", "Voltic", "Accessories", 39.0, "USD", "",
+                    {"type": "phone case"})
+
+
+def test_a_marketplace_title_gives_its_phrases_without_the_shouted_brand_or_part_numbers() -> None:
+    assert title_phrases(BALLOONS, 30) == ["Rainbow Latex Balloons", "Pack of 20", "Party Decor"]
+    assert title_phrases(ORNAMENT, 40) == ["Hello Kitty Plush Auto Ornament"]
+
+
+def test_a_phrase_too_long_is_never_cut_at_its_end_only_taken_from_its_count_on() -> None:
+    assert title_phrases(PUZZLE, 30) == ["1000 Piece Jigsaw Puzzle"]
+    assert title_phrases(ORNAMENT, 30) == []  # "Hello Kitty Plush Auto" would drop the noun
+
+
+def test_the_price_is_said_with_what_it_buys_and_a_call_to_action_names_the_product() -> None:
+    assert price_text(TUMBLER) == "$20.99"
+    assert price_text(CASE) == "$39"
+    assert price_headline(TUMBLER, 30) == "Summit Tumbler for $20.99"
+    assert call_to_action(TUMBLER, 30) == "Shop the Summit Tumbler"
+    assert call_to_action(CASE, 30) == "Shop the Voltic Phone Case"
+
+
+def test_a_category_leaf_the_title_does_not_bear_out_names_no_headline() -> None:
+    assert kind_is_named(TUMBLER) and kind_is_named(CASE)  # "Trail Case | for iPhone 17 Pro": case is the noun
+    assert not kind_is_named(BALLOONS) and not kind_is_named(NET)  # a shelf: candles, butterflies
+    pools = asset_pool([], RSA, BALLOONS, Evidence(BALLOONS, []))
+    (ad,) = assemble_ads(pools, RSA, BALLOONS, 1)
+    assert not any("candle" in text.lower() for key, text in ad.items() if not key.startswith("path"))
+    assert ad_keyword(BALLOONS) == "latex balloons" and ad_keyword(TUMBLER) == "tumbler"
+
+
+def test_data_headlines_fill_a_thin_products_rsa_to_good_and_every_one_is_grounded() -> None:
+    pools = asset_pool([], RSA, TUMBLER, Evidence(TUMBLER, []))
+    (ad,) = assemble_ads(pools, RSA, TUMBLER, 1)
+    headlines = [v for k, v in ad.items() if k.startswith("headline")]
+    assert {"Summit Tumbler for $20.99", "Shop the Summit Tumbler"} <= set(headlines)
+    assert ad_strength(ad, ["tumbler"]).level in ("Good", "Excellent")
+    assert asset_gates(ad, RSA, TUMBLER) == []
+    assert all(not claims_in(text, Evidence(TUMBLER, []), key) for key, text in ad.items())
