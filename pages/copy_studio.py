@@ -10,7 +10,8 @@ from core import catalog, segments
 from core.catalog import CatalogFilter
 from core.copy import export
 from core.copy.ad_strength import LEVELS
-from core.copy.asset_actions import regenerate_assets, set_locked
+from core.copy.asset_actions import regenerate_assets, set_locked, set_pin
+from core.copy.export import PIN_POSITIONS
 from core.copy.channels import CHANNELS, TONES, ChannelSpec
 from core.copy.variants import (
     GenerationRequest, Variant, VariantFilter, engine_generate_fn, generate_variants, list_variants, set_status, update_fields,
@@ -159,11 +160,21 @@ def _regenerate(v: Variant, keys: list[str]) -> None:
     st.rerun()
 
 
+def _pin(v: Variant, key: str, position: int | None) -> None:
+    try:
+        set_pin(store, v.variant_id, key, position)
+    except MarketLabError as e:
+        st.session_state["copy_asset_error"] = (v.variant_id, e)
+    st.rerun()
+
+
 def asset_ad_card(v: Variant, spec: ChannelSpec, editor: bool) -> None:
     """One assembled ad (RSA, Meta), full width: every asset editable, lockable and regenerable on its own."""
     locked = set(v.params.get("locked", []))
+    pins = v.params.get("pins") or {}
     origins = v.params.get("assets", {})
-    st.caption("Lock an asset to keep it when you regenerate; ↻ writes a new one in its place and leaves the rest.")
+    st.caption("Lock an asset to keep it when you regenerate; ↻ writes a new one in its place and leaves the rest."
+               + (" Pin one to make Google always show it in that position (it lowers ad strength)." if spec.name == "google_rsa" else ""))
     left, right = st.columns([3, 2])
     edited: dict[str, str] = {}
     wanted_locks: set[str] = set()
@@ -180,8 +191,19 @@ def asset_ad_card(v: Variant, spec: ChannelSpec, editor: bool) -> None:
             if fspec.group_name == "path":
                 edited[fspec.key] = st.text_input(f"{fspec.label}{limit}", value, key=widget)
                 continue
-            c_text, c_lock, c_regen = st.columns([6, 1.5, 0.9], vertical_alignment="bottom")
+            places = PIN_POSITIONS.get(fspec.group_name, ()) if spec.name == "google_rsa" else ()
+            columns = st.columns([6, 1.4, 1.5, 0.9] if places else [6, 1.5, 0.9], vertical_alignment="bottom")
+            c_text, c_lock, c_regen = columns[0], columns[-2], columns[-1]
             edited[fspec.key] = c_text.text_input(f"{fspec.label}{limit}{source}", value, key=widget)
+            if places:
+                saved = pins.get(fspec.key)
+                # Keyed by the saved pin: a refused pin must not stay shown as chosen.
+                chosen = columns[1].selectbox("Pin", [None, *places], index=[None, *places].index(saved) if saved in places else 0,
+                                         format_func=lambda p: "—" if p is None else f"Position {p}", disabled=not editor,
+                                         key=f"copy_pin_{v.variant_id}_{fspec.key}_{saved}",
+                                         help=f"Google always shows a pinned {fspec.group_name} in that position.")
+                if chosen != saved:
+                    _pin(v, fspec.key, chosen)
             if c_lock.checkbox("Lock", fspec.key in locked, key=f"copy_lock_{v.variant_id}_{fspec.key}", disabled=not editor):
                 wanted_locks.add(fspec.key)
             if c_regen.button("↻", key=f"copy_regen_{v.variant_id}_{fspec.key}", disabled=not editor or fspec.key in locked,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.copy.ad_strength import ad_strength
+from core.copy.ad_strength import LEVELS, ad_strength
 
 
 def rsa(headlines: list[str], descriptions: list[str]) -> dict[str, str]:
@@ -39,3 +39,13 @@ def test_repeats_missing_keywords_and_missing_assets_lower_the_level() -> None:
     no_keyword = ad_strength(rsa(HEADLINES[1:9], DESCRIPTIONS[:3]), ["merino socks"])
     assert no_keyword.level == "Average" and "No headline has the keyword 'merino socks'." in no_keyword.actions
     assert ad_strength(rsa(HEADLINES[:2], DESCRIPTIONS), []).level == "Incomplete"
+
+
+def test_a_position_pinned_to_one_asset_lowers_the_level_one_step() -> None:
+    fields = rsa(HEADLINES, DESCRIPTIONS)
+    free = ad_strength(fields, ["water bottle"])
+    pinned = ad_strength(fields, ["water bottle"], {"headline": 1})
+    assert LEVELS.index(pinned.level) == LEVELS.index(free.level) - 1
+    assert any(a.startswith("Headline position 1 is pinned to one headline") for a in pinned.actions)
+    shared = ad_strength(fields, ["water bottle"], {"headline": 1, "headline_2": 1})  # Google still chooses
+    assert shared.level == free.level

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.copy.asset_actions import regenerate_assets, set_locked
+from core.copy.ad_strength import LEVELS
+from core.copy.asset_actions import regenerate_assets, set_locked, set_pin
 from core.copy.limits import check_fields
 from core.copy.channels import get_channel
 from core.copy.variants import CopyError, GenerationRequest, generate_variants, get_variant, save_variants
@@ -79,3 +80,30 @@ def test_unknown_assets_and_one_piece_formats_are_refused(ad) -> None:
     (email,) = generate_variants(store, email_model, GenerationRequest(("P0001",), "email", n=1), save=True)
     with pytest.raises(MarketLabError, match="not assets"):
         regenerate_assets(store, model, email.variant_id, ["subject"])
+
+
+def test_pinning_a_headline_alone_to_a_position_lowers_ad_strength_and_says_why(ad) -> None:
+    store, variant = ad
+    before = variant.scores["ad_strength"]["level"]
+    pinned = set_pin(store, variant.variant_id, "headline", 1)
+    assert get_variant(store, variant.variant_id).params["pins"] == {"headline": 1}
+    strength = pinned.scores["ad_strength"]
+    assert LEVELS.index(strength["level"]) == LEVELS.index(before) - 1
+    assert any("Headline position 1 is pinned to one headline" in a for a in strength["actions"])
+    # A second headline pinned to the same position gives Google a choice again.
+    again = set_pin(store, variant.variant_id, "headline_2", 1)
+    assert again.scores["ad_strength"]["level"] == before
+    unpinned = set_pin(store, set_pin(store, variant.variant_id, "headline", None).variant_id, "headline_2", None)
+    assert unpinned.params["pins"] == {} and unpinned.scores["ad_strength"]["level"] == before
+
+
+def test_pins_google_would_refuse_change_nothing(ad) -> None:
+    store, variant = ad
+    with pytest.raises(MarketLabError, match="position 1, 2 or 3, not 4"):
+        set_pin(store, variant.variant_id, "headline_2", 4)
+    heads = [k for k in variant.fields if k.startswith("headline")]
+    for key in heads[:-2]:  # two headlines left free: positions 1 and 2 still have one each
+        set_pin(store, variant.variant_id, key, 3)
+    with pytest.raises(MarketLabError, match="leave no headline for position 2"):
+        set_pin(store, variant.variant_id, heads[-2], 3)
+    assert heads[-2] not in get_variant(store, variant.variant_id).params["pins"]

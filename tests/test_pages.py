@@ -336,13 +336,18 @@ def test_copy_studio_generates_scores_and_approves_with_a_fake_model(demo_db: Pa
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert asset("Headline") == before[0] and asset("Headline 2") != before[1]
     assert at.button(key=f"copy_regen_{variant_id}_headline").disabled  # locked
+    # Pin headline 1 to position 1: the meter says what that costs, and the Editor CSV carries the pin.
+    at.selectbox(key=f"copy_pin_{variant_id}_headline_None").select(1).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key=f"copy_pin_{variant_id}_headline_1").value == 1
+    assert any("Headline position 1 is pinned to one headline" in m.value for m in at.markdown)
     approve = [b for b in at.button if b.key.startswith("copy_approve_") and not b.disabled]
     assert approve
     approve[0].click().run()
     assert not at.exception
     at.text_input(key="copy_export_url").input("https://shop.example/p/{product_id}?utm_content={variant_id}").run()
     assert any(b.key == "copy_export_json" for b in at.get("download_button"))
-    assert any(b.key == "copy_export_csv" and "1 ad" in b.label for b in at.get("download_button"))
+    assert any(b.key == "copy_export_csv" and "1 ad" in b.label for b in at.get("download_button"))  # pins are Google's: exportable
     assert "copy_writing" not in at.session_state and not any("Writing stopped" in i.value for i in at.info)
 
 

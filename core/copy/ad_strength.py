@@ -5,7 +5,9 @@ Google rates an RSA Incomplete, Poor, Average, Good or Excellent from the number
 group's keywords, and how much pinning limits the combinations. Google does not publish its
 formula, so the levels here are explicit rules over those factors, each unmet rule becoming an
 action item ("add 12 more headlines", "2 headlines say the same thing", "no headline has the
-keyword 'water bottle'"). No pins are set by MarketLab, so pinning never lowers the level yet.
+keyword 'water bottle'"). Pinning lowers the level the way Google says it does: a position pinned
+to one asset always shows that asset, so the combinations Google can test shrink; the level drops
+one step and the action item names the position ("pin 2 or 3 headlines to position 1, or unpin").
 """
 
 from __future__ import annotations
@@ -52,8 +54,21 @@ def _distinct(texts: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     return kept, pairs
 
 
-def ad_strength(fields: Mapping[str, str], keywords: Sequence[str] = ()) -> AdStrength:
-    """The level of one RSA (fields headline, headline_2…, description, description_2…) and its action items."""
+def _pinned_alone(fields: Mapping[str, str], pins: Mapping[str, int]) -> list[str]:
+    """Positions pinned to exactly one asset with text ("headline position 1"): each always shows that asset."""
+    per_position: dict[tuple[str, int], int] = {}
+    for key, position in pins.items():
+        if str(position).isdigit() and int(position) and str(fields.get(key) or "").strip():
+            group = "headline" if key.startswith("headline") else "description"
+            per_position[(group, int(position))] = per_position.get((group, int(position)), 0) + 1
+    return [f"{group} position {position}" for (group, position), count in sorted(per_position.items()) if count == 1]
+
+
+def ad_strength(fields: Mapping[str, str], keywords: Sequence[str] = (), pins: Mapping[str, int] | None = None) -> AdStrength:
+    """The level of one RSA (fields headline, headline_2…, description, description_2…) and its action items.
+
+    ``pins``: ``{field key: position}`` as saved with the ad (``params["pins"]``), if any.
+    """
     headlines = [str(v).strip() for k, v in fields.items() if k.startswith("headline") and str(v).strip()]
     descriptions = [str(v).strip() for k, v in fields.items() if k.startswith("description") and str(v).strip()]
     unique_h, near_h = _distinct(headlines)
@@ -66,6 +81,13 @@ def ad_strength(fields: Mapping[str, str], keywords: Sequence[str] = ()) -> AdSt
     else:
         level = next((name for name, h, d, kw in _RULES
                       if len(unique_h) >= h and len(unique_d) >= d and (not wanted or with_keyword >= kw)), "Poor")
+    fixed = _pinned_alone(fields, pins or {})
+    if fixed and level not in ("Incomplete", "Poor"):
+        level = LEVELS[LEVELS.index(level) - 1]
+    for where in fixed:
+        kind = where.split()[0]
+        actions.append(f"{where[0].upper()}{where[1:]} is pinned to one {kind}: pin 2 or 3 {kind}s there, or unpin it "
+                       "(each pin to one asset halves what Google can test).")
     if len(unique_h) < MAX_HEADLINES:
         actions.append(f"Add {MAX_HEADLINES - len(unique_h)} more headline{'s' if MAX_HEADLINES - len(unique_h) > 1 else ''} "
                        f"({len(unique_h)} of {MAX_HEADLINES}).")

@@ -11,11 +11,13 @@ approval covers the text that was approved.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from core.copy.assemble import DATA, asset_pool
 from core.copy.channels import get_channel, get_tone
+from core.copy.export import PIN_POSITIONS, rsa_pins
 from core.copy.facts import load_facts
 from core.copy.gates import asset_key
 from core.copy.limits import repair
@@ -25,7 +27,7 @@ from core.copy.variants import CopyError, GenerateFn, Variant, brands, call_mode
 from core.errors import MarketLabError
 from core.store import Store
 
-__all__ = ["regenerate_assets", "set_locked"]
+__all__ = ["regenerate_assets", "set_locked", "set_pin"]
 
 # Answers asked for per regeneration: one call, enough that a usable new asset is likely among them.
 ANSWERS_PER_REGENERATION = 6
@@ -60,6 +62,36 @@ def set_locked(store: Store, variant_id: str, keys: Iterable[str]) -> Variant:
     variant.params = {**variant.params, "locked": sorted(locked)}
     _write(store, variant)
     return variant
+
+
+def set_pin(store: Store, variant_id: str, key: str, position: int | None) -> Variant:
+    """Pin one asset of a saved Google RSA to a position (headline 1–3, description 1–2), or unpin it (None).
+
+    Refused, with Google's reason, when the pins would leave a position every served ad fills
+    without an asset. The ad strength is recomputed: a position pinned to one asset lowers it.
+    """
+    store.require_editor("pinning copy")
+    variant = require_variant(store, variant_id)
+    spec = get_channel(variant.channel)
+    if spec.name != "google_rsa":
+        raise MarketLabError(f"{spec.label} does not pin assets to positions; only a Google responsive search ad does.",
+                             title="Nothing to pin")
+    (key,) = _asset_keys(variant, [key])
+    group = spec.field(key).group_name
+    if position is not None and position not in PIN_POSITIONS.get(group, ()):
+        places = PIN_POSITIONS.get(group, ())
+        raise MarketLabError(f"A {group} pins to position {', '.join(map(str, places[:-1]))} or {places[-1]}, not {position}."
+                             if places else f"A {group} cannot be pinned.", title="Pin refused")
+    pins = {k: p for k, p in (variant.params.get("pins") or {}).items() if k != key}
+    if position is not None:
+        pins[key] = position
+    pinned = replace(variant, params={**variant.params, "pins": pins})
+    _, why = rsa_pins(pinned, spec)
+    if why:
+        raise MarketLabError(f"Not pinned: {why}.", title="Pin refused")
+    pinned.scores = rescore(store, pinned)
+    _write(store, pinned)
+    return pinned
 
 
 def regenerate_assets(store: Store, generate_fn: GenerateFn, variant_id: str, keys: Sequence[str], *, seed: int | None = None,

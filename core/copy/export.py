@@ -177,7 +177,7 @@ def ad_group_names(titles: Mapping[str, str]) -> dict[str, str]:
 # --- one ad ----------------------------------------------------------------------------------
 
 
-def _pins(variant: Variant, spec: ChannelSpec) -> tuple[dict[str, int], str]:
+def rsa_pins(variant: Variant, spec: ChannelSpec) -> tuple[dict[str, int], str]:
     """The variant's pins ``{field_key: position}`` for fields with text, and why they are refused ("" if fine)."""
     raw = variant.params.get("pins") or {}
     if not isinstance(raw, Mapping):
@@ -258,7 +258,7 @@ def _editor_rows(
         name = short_name(product.title, variant.product_id)
         who = f"{name} ({variant.product_id})" if name != variant.product_id else variant.product_id
         problems = _problems(variant, spec)
-        pins, pin_problem = _pins(variant, spec)
+        pins, pin_problem = rsa_pins(variant, spec)
         if not final_url_template and not product.url:
             why = "no Final URL — the product has no URL and no URL template is set"
         elif "{product_url}" in final_url_template and not product.url:

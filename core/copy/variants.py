@@ -458,7 +458,7 @@ def generate_variants(
         ordered = sorted(zip(pairs, scores), key=lambda item: item[1].rank)
         for (variant, _), score in ordered:
             variant.scores = {**score.to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu,
-                                                          "size": len(pairs)}, **_ad_strength(variant.fields, spec, facts[variant.product_id])}
+                                                          "size": len(pairs)}, **_ad_strength(variant, spec, facts[variant.product_id])}
             variants.append(variant)
     report(1.0, "Stopped: kept the finished products" if cancelled else f"{len(variants)} variant(s) ready")
     if save and variants:
@@ -665,7 +665,7 @@ def _score_unscored(store: Store, variants: list[Variant]) -> None:
         set_score = score_set([v.fields for v in group], scores, spec)
         for v, score in zip(group, scores):
             v.scores = {**score.to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu,
-                                                    "size": len(group)}, "scored_on_read": True, **_ad_strength(v.fields, spec, facts[pid])}
+                                                    "size": len(group)}, "scored_on_read": True, **_ad_strength(v, spec, facts[pid])}
 
 
 def rescore(store: Store, variant: Variant, banned: Sequence[str] = DEFAULT_BANNED) -> dict[str, Any]:
@@ -679,15 +679,16 @@ def rescore(store: Store, variant: Variant, banned: Sequence[str] = DEFAULT_BANN
     scores = [score_variant(v.fields, spec, facts, banned=banned, evidence=evidence) for v in group]
     set_score = score_set([v.fields for v in group], scores, spec)
     return {**scores[0].to_dict(), "set": {"distinct_2": set_score.distinct_2, "self_bleu": set_score.self_bleu, "size": len(group)},
-            **_ad_strength(variant.fields, spec, facts)}
+            **_ad_strength(variant, spec, facts)}
 
 
-def _ad_strength(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFacts) -> dict[str, Any]:
-    """{"ad_strength": …} for a Google RSA (keyword: what the product is, ``ad_keyword``), nothing for other channels."""
+def _ad_strength(variant: Variant, spec: ChannelSpec, facts: ProductFacts) -> dict[str, Any]:
+    """{"ad_strength": …} for a Google RSA (keyword: what the product is, ``ad_keyword``; its pins), nothing for other channels."""
     if spec.name != "google_rsa":
         return {}
     keyword = ad_keyword(facts)
-    return {"ad_strength": ad_strength(fields, [keyword] if keyword else []).to_dict()}
+    pins = variant.params.get("pins") if isinstance(variant.params.get("pins"), Mapping) else {}
+    return {"ad_strength": ad_strength(variant.fields, [keyword] if keyword else [], pins).to_dict()}
 
 
 def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, banned: Sequence[str] = DEFAULT_BANNED) -> Variant:
