@@ -10,7 +10,7 @@ from core import catalog, segments
 from core.catalog import CatalogFilter
 from core.copy import export
 from core.copy.ad_strength import LEVELS
-from core.copy.asset_actions import regenerate_assets, set_locked, set_pin
+from core.copy.asset_actions import regenerate_assets, set_keywords, set_locked, set_pin
 from core.copy.export import PIN_POSITIONS
 from core.copy.channels import CHANNELS, TONES, ChannelSpec
 from core.copy.variants import (
@@ -160,6 +160,22 @@ def _regenerate(v: Variant, keys: list[str]) -> None:
     st.rerun()
 
 
+def _keywords_input(v: Variant, editor: bool) -> None:
+    """The ad group's keywords, comma-separated: ad strength looks for them in the headlines; the export writes them."""
+    saved = ", ".join(v.params.get("keywords") or [])
+    typed = st.text_input("Keywords for this ad group", saved, disabled=not editor,
+                          placeholder="comma-separated, e.g. insulated water bottle, steel bottle",
+                          key=f"copy_keywords_{v.variant_id}_{zlib.crc32(saved.encode()):08x}",
+                          help="The searches this ad should answer. Without any, what the product is stands in.")
+    if editor and typed != saved:
+        try:
+            set_keywords(store, v.variant_id, typed.split(","))
+        except MarketLabError as e:
+            show_error(e)
+            return
+        st.rerun()
+
+
 def _pin(v: Variant, key: str, position: int | None) -> None:
     try:
         set_pin(store, v.variant_id, key, position)
@@ -215,6 +231,8 @@ def asset_ad_card(v: Variant, spec: ChannelSpec, editor: bool) -> None:
         set_locked(store, v.variant_id, sorted(wanted_locks))
         st.rerun()
     with right:
+        if spec.name == "google_rsa":
+            _keywords_input(v, editor)
         if strength := v.scores.get("ad_strength"):
             _strength_meter(strength)
         _selling_points(v)

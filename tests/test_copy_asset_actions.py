@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.copy.ad_strength import LEVELS
-from core.copy.asset_actions import regenerate_assets, set_locked, set_pin
+from core.copy.asset_actions import clean_keywords, regenerate_assets, set_keywords, set_locked, set_pin
 from core.copy.limits import check_fields
 from core.copy.channels import get_channel
 from core.copy.variants import CopyError, GenerationRequest, generate_variants, get_variant, save_variants
@@ -107,3 +107,15 @@ def test_pins_google_would_refuse_change_nothing(ad) -> None:
     with pytest.raises(MarketLabError, match="leave no headline for position 2"):
         set_pin(store, variant.variant_id, heads[-2], 3)
     assert heads[-2] not in get_variant(store, variant.variant_id).params["pins"]
+
+
+def test_keywords_the_marketer_sets_are_what_ad_strength_looks_for_in_headlines(ad) -> None:
+    store, variant = ad
+    kept = set_keywords(store, variant.variant_id, ["  merino   socks ", "Merino Socks", "", "water bottle"])
+    assert get_variant(store, variant.variant_id).params["keywords"] == ["merino socks", "water bottle"]
+    assert "No headline has the keyword 'merino socks'." in kept.scores["ad_strength"]["actions"]
+    with pytest.raises(MarketLabError, match="Google does not allow"):
+        set_keywords(store, variant.variant_id, ["socks!"])
+    assert get_variant(store, variant.variant_id).params["keywords"] == ["merino socks", "water bottle"]  # unchanged
+    with pytest.raises(MarketLabError, match="80 characters or 10 words"):
+        clean_keywords(["one two three four five six seven eight nine ten eleven"])

@@ -78,6 +78,20 @@ def test_pins_land_in_the_position_column_of_their_asset(shop: Store) -> None:
     assert row["Description 2 position"] == "1" and row["Description 1 position"] == row["Description 3 position"] == ""
 
 
+def test_the_ad_groups_keywords_follow_its_ads_a_row_each_and_once_per_group(shop: Store) -> None:
+    first, second = _rsa("P-123"), _rsa("P-123", _fields(4, 2))
+    for variant in (first, second):
+        variant.params["keywords"] = ["creeper bigfig", "minecraft figure"]
+    save_variants(shop, [first, second], "approved")
+    export = google_ads_export(shop)
+    frame = _frame(export)
+    assert export.ads == 2 and len(frame) == 4
+    ads, keywords = frame[frame["Ad type"] != ""], frame[frame["Keyword"] != ""]
+    assert (ads["Keyword"] == "").all()
+    assert keywords[["Keyword", "Criterion Type"]].values.tolist() == [["creeper bigfig", "Broad"], ["minecraft figure", "Broad"]]
+    assert set(keywords["Ad group"]) == set(ads["Ad group"]) and (keywords["Headline 1"] == "").all()
+
+
 def test_pins_google_would_refuse_leave_the_ad_out(shop: Store) -> None:
     bad_place = _rsa("P-123", pins={"headline": 4})
     all_first = _rsa("P-123", pins={"headline": 1, "headline_2": 1, "headline_3": 1})

@@ -341,6 +341,11 @@ def test_copy_studio_generates_scores_and_approves_with_a_fake_model(demo_db: Pa
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.selectbox(key=f"copy_pin_{variant_id}_headline_1").value == 1
     assert any("Headline position 1 is pinned to one headline" in m.value for m in at.markdown)
+    keywords = next(t for t in at.text_input if t.key.startswith(f"copy_keywords_{variant_id}_"))
+    keywords.input("merino socks, water bottle").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert next(t for t in at.text_input if t.key.startswith(f"copy_keywords_{variant_id}_")).value == "merino socks, water bottle"
+    assert any(m.value.startswith("- No headline has the keyword") and "'merino socks'" in m.value for m in at.markdown)
     approve = [b for b in at.button if b.key.startswith("copy_approve_") and not b.disabled]
     assert approve
     approve[0].click().run()

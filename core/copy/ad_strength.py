@@ -98,6 +98,9 @@ def ad_strength(fields: Mapping[str, str], keywords: Sequence[str] = (), pins: M
         actions.append(f"{len(near_h) + 1} headlines say the same thing (e.g. {near_h[0][1]!r}): make them distinct.")
     if near_d:
         actions.append(f"{len(near_d) + 1} descriptions say the same thing: make them distinct.")
-    if wanted and not with_keyword:
-        actions.append(f"No headline has the keyword {keywords[0]!r}.")
+    missing = [k for k in keywords if asset_key(k) and not any(asset_key(k) in asset_key(h) for h in unique_h)]
+    if missing:
+        more = f" (and {len(missing) - 2} more)" if len(missing) > 2 else ""
+        actions.append(f"No headline has the keyword{'s' if len(missing) > 1 else ''} "
+                       f"{' or '.join(repr(k) for k in missing[:2])}{more}.")
     return AdStrength(level, len(unique_h), len(unique_d), with_keyword, near_h + near_d, actions)

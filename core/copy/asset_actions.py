@@ -27,7 +27,11 @@ from core.copy.variants import CopyError, GenerateFn, Variant, brands, call_mode
 from core.errors import MarketLabError
 from core.store import Store
 
-__all__ = ["regenerate_assets", "set_locked", "set_pin"]
+__all__ = ["clean_keywords", "regenerate_assets", "set_keywords", "set_locked", "set_pin"]
+
+# Google Ads keyword limits: 80 characters and 10 words a keyword; these characters are refused in one.
+KEYWORD_MAX_CHARS, KEYWORD_MAX_WORDS, KEYWORDS_MAX = 80, 10, 20
+_KEYWORD_REFUSED = set("!@%^()={};~`<>?\\|,")
 
 # Answers asked for per regeneration: one call, enough that a usable new asset is likely among them.
 ANSWERS_PER_REGENERATION = 6
@@ -92,6 +96,47 @@ def set_pin(store: Store, variant_id: str, key: str, position: int | None) -> Va
     pinned.scores = rescore(store, pinned)
     _write(store, pinned)
     return pinned
+
+
+def clean_keywords(keywords: Iterable[str]) -> list[str]:
+    """Keywords as Google takes them: trimmed, spaces single, each once (case aside), in the order given.
+
+    Raises MarketLabError naming the first keyword Google would refuse (too long, too many words,
+    a character it does not allow) or when there are more than ``KEYWORDS_MAX``.
+    """
+    out: dict[str, str] = {}
+    for raw in keywords:
+        keyword = " ".join(str(raw).split())
+        if not keyword:
+            continue
+        refused = sorted(set(keyword) & _KEYWORD_REFUSED)
+        if refused:
+            raise MarketLabError(f"Keyword {keyword!r} has {' '.join(refused)}, which Google does not allow in a keyword.",
+                                 title="Keyword refused")
+        if len(keyword) > KEYWORD_MAX_CHARS or len(keyword.split()) > KEYWORD_MAX_WORDS:
+            raise MarketLabError(f"Keyword {keyword[:40]!r}… is longer than Google's {KEYWORD_MAX_CHARS} characters or "
+                                 f"{KEYWORD_MAX_WORDS} words.", title="Keyword refused")
+        out.setdefault(keyword.lower(), keyword)
+    if len(out) > KEYWORDS_MAX:
+        raise MarketLabError(f"{len(out)} keywords: keep an ad group to its {KEYWORDS_MAX} closest searches.",
+                             title="Too many keywords")
+    return list(out.values())
+
+
+def set_keywords(store: Store, variant_id: str, keywords: Iterable[str]) -> Variant:
+    """The ad group's keywords for a saved Google RSA (none: what the product is stands in for ad strength).
+
+    Ad strength is recomputed against them ("no headline has the keyword 'merino socks'"), and the
+    Google Ads Editor export writes them as the ad group's keywords.
+    """
+    store.require_editor("setting keywords")
+    variant = require_variant(store, variant_id)
+    if variant.channel != "google_rsa":
+        raise MarketLabError("Keywords belong to a Google search ad group; this ad is not a Google RSA.", title="No keywords here")
+    updated = replace(variant, params={**variant.params, "keywords": clean_keywords(keywords)})
+    updated.scores = rescore(store, updated)
+    _write(store, updated)
+    return updated
 
 
 def regenerate_assets(store: Store, generate_fn: GenerateFn, variant_id: str, keys: Sequence[str], *, seed: int | None = None,

@@ -17,7 +17,9 @@ One row per approved variant that Editor would accept as is. An ad is left out, 
 sentence saying why, when it has no Final URL, breaks its channel's limits, or carries pins
 Google would refuse. The ad group is the product under a short readable name, so Editor
 creates or matches one ad group per product. Ads are written Paused by default: Google allows
-3 enabled RSAs per ad group, and a marketer usually reviews in Editor before posting.
+3 enabled RSAs per ad group, and a marketer usually reviews in Editor before posting. The
+keywords a marketer set on an ad follow the ads, a row each in its ad group ("Keyword",
+"Criterion Type"), so the group Editor creates has something to match searches with.
 
 Every text cell goes through ``core.exports`` (formula-safe). Generated copy never starts
 with = + - @ (``limits.clean_text`` strips them), so the apostrophe that neutralising adds
@@ -55,7 +57,12 @@ GOOGLE_ADS_COLUMNS: tuple[str, ...] = (
     *(f"Description {i}" for i in range(1, RSA_DESCRIPTIONS + 1)),
     *(f"Description {i} position" for i in range(1, RSA_DESCRIPTIONS + 1)),
     "Final URL", "Path 1", "Path 2",
+    "Keyword", "Criterion Type",
 )
+# A keyword row of the ad group: Editor takes ads and keywords in one file, a row per item. "Criterion
+# Type" carries the match type (Broad, Phrase, Exact); the header is that of Editor's own exports as
+# reproduced in public repositories that build Editor imports. Broad is Google's default match type.
+KEYWORD_MATCH = "Broad"
 RSA_AD_TYPE = "Responsive search ad"
 AD_GROUP_MAX = 40  # a name a marketer reads at a glance in Editor's tree (Google allows 255)
 # Attribute keys (as ``facts.attribute_key`` spells them) that hold a product's own page, best first.
@@ -276,9 +283,24 @@ def _editor_rows(
         skipped.append(f"{who}: {why} (variant {variant.variant_id}).")
     names = dict(ad_groups) if ad_groups is not None else ad_group_names(
         {v.product_id: (products.get(v.product_id) or ProductRef(v.product_id)).title for v, _, _ in kept})
-    rows = [_row(v, spec, pins, campaign=campaign, ad_group=names.get(v.product_id) or v.product_id, status=status, url=url)
-            for v, pins, url in kept]
-    return rows, skipped
+    rows: list[dict[str, str]] = []
+    keywords: dict[tuple[str, str], dict[str, str]] = {}  # two ads of one product share its ad group's keywords
+    for v, pins, url in kept:
+        group = names.get(v.product_id) or v.product_id
+        rows.append(_row(v, spec, pins, campaign=campaign, ad_group=group, status=status, url=url))
+        for row in _keyword_rows(campaign, group, v):
+            keywords.setdefault((group, row["Keyword"].lower()), row)
+    return rows + list(keywords.values()), skipped
+
+
+def _keyword_rows(campaign: str, ad_group: str, variant: Variant) -> list[dict[str, str]]:
+    """A row per keyword the marketer set on the ad (``params["keywords"]``), in its ad group."""
+    rows = []
+    for keyword in variant.params.get("keywords") or []:
+        row = {column: "" for column in GOOGLE_ADS_COLUMNS}
+        row.update({"Campaign": campaign, "Ad group": ad_group, "Keyword": keyword, "Criterion Type": KEYWORD_MATCH})
+        rows.append(row)
+    return rows
 
 
 # --- public --------------------------------------------------------------------------------
@@ -338,7 +360,7 @@ def google_ads_export(
     products = product_refs(store, sorted({v.product_id for v in variants}))
     rows, skipped = _editor_rows(variants, products, campaign=campaign, final_url_template=final_url_template, status=status)
     frame = pd.DataFrame(rows, columns=list(GOOGLE_ADS_COLUMNS))
-    return EditorExport(safe_csv_bytes(frame), len(rows), skipped)
+    return EditorExport(safe_csv_bytes(frame), sum(1 for r in rows if r["Ad type"]), skipped)
 
 
 def google_ads_csv(

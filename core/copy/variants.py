@@ -683,12 +683,12 @@ def rescore(store: Store, variant: Variant, banned: Sequence[str] = DEFAULT_BANN
 
 
 def _ad_strength(variant: Variant, spec: ChannelSpec, facts: ProductFacts) -> dict[str, Any]:
-    """{"ad_strength": …} for a Google RSA (keyword: what the product is, ``ad_keyword``; its pins), nothing for other channels."""
+    """{"ad_strength": …} for a Google RSA (its keywords, else what the product is, ``ad_keyword``; its pins), nothing for other channels."""
     if spec.name != "google_rsa":
         return {}
-    keyword = ad_keyword(facts)
+    keywords = [k for k in variant.params.get("keywords") or [] if isinstance(k, str)] or [ad_keyword(facts)]
     pins = variant.params.get("pins") if isinstance(variant.params.get("pins"), Mapping) else {}
-    return {"ad_strength": ad_strength(variant.fields, [keyword] if keyword else [], pins).to_dict()}
+    return {"ad_strength": ad_strength(variant.fields, [k for k in keywords if k], pins).to_dict()}
 
 
 def update_fields(store: Store, variant_id: str, fields: Mapping[str, str], *, banned: Sequence[str] = DEFAULT_BANNED) -> Variant:
