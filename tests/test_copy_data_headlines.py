@@ -61,3 +61,12 @@ def test_data_headlines_fill_a_thin_products_rsa_to_good_and_every_one_is_ground
     assert ad_strength(ad, ["tumbler"]).level in ("Good", "Excellent")
     assert asset_gates(ad, RSA, TUMBLER) == []
     assert all(not claims_in(text, Evidence(TUMBLER, []), key) for key, text in ad.items())
+
+
+def test_a_description_of_one_short_fact_is_closed_with_a_call_to_action_or_the_price() -> None:
+    pools = asset_pool([], RSA, TUMBLER, Evidence(TUMBLER, []))
+    (ad,) = assemble_ads(pools, RSA, TUMBLER, 1)
+    descriptions = [v for k, v in ad.items() if k.startswith("description")]
+    assert "Comes in Sand." not in descriptions
+    assert any(d.endswith(("Shop the Summit Tumbler today.", "Yours for $20.99.")) for d in descriptions)
+    assert len({d.split(". ")[-1] for d in descriptions}) == len(descriptions)  # no two end alike

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.copy.channels import ChannelSpec, FieldSpec
-from core.copy.data_headlines import call_to_action, kind_is_named, price_headline, title_phrases
+from core.copy.data_headlines import call_to_action, closing_sentences, kind_is_named, price_headline, title_phrases
 from core.copy.facts import ProductFacts
 from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key
 from core.copy.limits import field_problems, short_forms, trim_to_limit
@@ -32,6 +32,8 @@ MODEL, DATA = "model", "data"
 # Descriptions built from selling points join this many of them at most: two facts a sentence
 # each reads like copy; four reads like a spec sheet.
 _POINTS_PER_DESCRIPTION = 2
+# Shorter than this, a description says one small thing ("Comes in Sand.", "2 pockets.").
+_SHORT_DESCRIPTION = 30
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,16 @@ def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Seque
         else:
             out.append(fitting[i])
             i += 1
-    return out + [t for t in fitting if t not in out]
+    dealt = len(out)
+    out += [t for t in fitting if t not in out]
+    # A description of one short fact ("Comes in Sand.") is closed with a call to action or the price;
+    # the thinnest of those the ad is meant to show first (the singles after them only meet a minimum).
+    closings = iter(closing_sentences(facts, limit, brands))
+    for i in sorted(range(dealt), key=lambda j: len(out[j])):
+        text = out[i]
+        if len(text) < _SHORT_DESCRIPTION and (closing := next(closings, None)) and len(text) + 1 + len(closing) <= limit:
+            out[i] = f"{text} {closing}"
+    return out
 
 
 def _ends_a_phrase(cut: str, title: str) -> bool:

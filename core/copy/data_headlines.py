@@ -9,7 +9,9 @@ few facts still fills an ad with distinct, grounded headlines:
   Latex Balloons | Pack of 20 | Party Decor"), each of which, brand and codes aside, names the
   product or a fact about it ("Rainbow Latex Balloons", "Pack of 20");
 - the price, said with what it buys ("Tumbler for $20.99"), never alone (a gate refuses that);
-- a call to action naming the product ("Shop the Summit Tumbler").
+- a call to action naming the product ("Shop the Summit Tumbler");
+- and, for a description of one short fact, a closing sentence of the same kinds
+  ("Comes in Sand. Yours for $20.99.").
 
 Every text here still goes through limits, the gates and the faithfulness check in ``assemble``.
 """
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from core.copy.facts import ProductFacts
 from core.copy.limits import title_case
 
-__all__ = ["ad_keyword", "call_to_action", "kind_is_named", "price_headline", "price_text", "product_names", "title_phrases"]
+__all__ = ["ad_keyword", "call_to_action", "closing_sentences", "kind_is_named", "price_headline", "price_text", "product_names", "title_phrases"]
 
 # Where a marketplace title's phrases end: a bar, a dash between spaces, a comma, a colon, brackets.
 _PHRASE_BREAK = re.compile(r"\s*[|•]\s*|\s+[-–—]\s+|,\s+|:\s+|\s*[()\[\]]\s*")
@@ -70,7 +72,7 @@ def title_phrases(facts: ProductFacts, limit: int, brands: Sequence[str] = (), *
     Balloons", "Pack of 20", "Party Decor". A phrase too long is never cut at the end (that is how
     "10000 mm Waterproof Rain" happened); only its tail from a count on is taken, since English
     puts the noun last: "Ravensburger Mama Knows Best 1000 Piece Jigsaw Puzzle" gives "1000 Piece
-    Jigsaw Puzzle".
+    Jigsaw Puzzle". ``first_only``: only the title's first phrase, the one that names the product.
     """
     title = (facts.title or "").strip()
     if not title:
@@ -177,3 +179,19 @@ def call_to_action(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) 
     """"Shop the Summit Tumbler": a call to action that names the product, not a bare "Shop Now"."""
     name = _product_name(facts, limit, len("Shop the "), brands)
     return f"Shop the {name}" if name else None
+
+
+def closing_sentences(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> list[str]:
+    """Sentences that close a short description as an ad would: a call to action, the price.
+
+    "Comes in Sand." alone is a fact, not a description; "Comes in Sand. Shop the Summit Tumbler
+    today." is one. Each is used once per ad (``assemble``), so no two descriptions end alike.
+    """
+    out = []
+    name = _product_name(facts, limit, len("Shop the  today."), brands)
+    if name:
+        out.append(f"Shop the {name} today.")
+    price = price_text(facts)
+    if price:
+        out.append(f"Yours for {price}.")
+    return out
