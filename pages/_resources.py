@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.config import load_settings
 from core.errors import MarketLabError
+from core.jobs import JobBoard
 from core.store import TABLES, Store
 from pages._auth import current_user
 
@@ -111,3 +112,9 @@ _FAILED: dict[tuple, str] = {}
 
 def note_engine_loaded(engine) -> None:
     _LOADED[_engine_key()] = engine
+
+
+@st.cache_resource(show_spinner=False)
+def get_job_board() -> JobBoard:
+    """The server's one job board (``core.jobs``): long work runs there, beside every session, one job at a time."""
+    return JobBoard()

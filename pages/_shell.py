@@ -17,7 +17,7 @@ import streamlit as st
 from core.config import load_settings
 from core.errors import MarketLabError
 from pages._auth import sign_in_gate, sign_out
-from pages._resources import engine_load_error, get_store, loaded_engine_summary
+from pages._resources import engine_load_error, get_job_board, get_store, loaded_engine_summary
 from pages._widgets import plain, show_error
 
 _DRAWN = "_shell_drawn_this_run"
@@ -41,6 +41,20 @@ PAGES = (
     PageSpec("pages/segments.py", "Segments", ":material/group_work:"),
     PageSpec("pages/copy_studio.py", "Copy Studio", ":material/edit_note:"),
 )
+
+
+def _jobs_note(owner: str) -> None:
+    """This user's jobs, wherever they are: one running, or one that ended and has not been looked at."""
+    jobs = get_job_board().jobs(owner)
+    running = next((j for j in jobs if j.status == "running"), None)
+    ended = [j for j in jobs if not j.active and not j.seen]
+    if running:
+        st.caption(plain(f"Writing: {running.title}, {int(running.done)} of {running.total} done."))
+    for job in ended[:2]:
+        text = plain(f"{job.title}: {job.result or job.status}" + (f" — {job.error}" if job.error else ""))
+        (st.success if job.status == "done" else st.warning)(text, icon=":material/edit_note:")
+    if running or ended:
+        st.page_link("pages/copy_studio.py", label="See it in Copy Studio", icon=":material/arrow_forward:")
 
 
 def draw_shell() -> None:
@@ -73,6 +87,7 @@ def draw_shell() -> None:
             st.caption(plain(f"Model: could not load — {failed}"))
         else:
             st.caption(plain(f"Model: {settings.model} (loads on first use, device {settings.device})"))
+        _jobs_note(user.name)
         if user.how != "local":
             st.divider()
             st.caption(plain(f"Signed in as {user.name} · {user.role.value}"))

@@ -14,12 +14,14 @@ from core.copy.asset_actions import regenerate_assets, set_keywords, set_locked,
 from core.copy.export import PIN_POSITIONS
 from core.copy.channels import CHANNELS, TONES, ChannelSpec
 from core.copy.variants import (
-    GenerationRequest, Variant, VariantFilter, engine_generate_fn, generate_variants, list_variants, set_status, update_fields,
+    GenerationRequest, Variant, VariantFilter, engine_generate_fn, list_variants, set_status, update_fields,
 )
+from core.copy.writing_job import write_copy_work
 from core.errors import MarketLabError
-from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_store, note_engine_loaded
+from core.jobs import Job
+from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_job_board, get_store, note_engine_loaded
 from pages._shell import ensure_shell
-from pages._widgets import VIEWER_HELP, count, plain, show_error
+from pages._widgets import VIEWER_HELP, count, duration, plain, show_error
 
 ensure_shell()
 store = get_store()
@@ -31,7 +33,7 @@ if not catalog.count(store):
     st.info("Upload a catalog first (Catalog page), or seed the demo store.")
     st.stop()
 
-PRODUCTS_PER_CALL = 8  # products per generate call: each call's variants are saved before the next starts
+JOB_POLL_SECONDS = 2  # how often the page looks at a running job
 RECENT_RUNS = 5  # runs whose segments the target picker offers
 
 # ---------------------------------------------------------------- the brief
@@ -80,52 +82,69 @@ with st.container(border=True):
                    disabled=not product_ids or not tones or not store.user.can_edit,
                    help=None if store.user.can_edit else VIEWER_HELP)
 
-# Set while a generation runs, with the drafts saved so far: still set on the next run means it
-# was cut short — by Stop, or by any click meanwhile, since Streamlit then starts the page again.
-interrupted = st.session_state.pop("copy_writing", None)
-if interrupted is not None and not go:
-    st.info("Writing stopped before any draft was saved." if not interrupted else
-            f"Writing stopped. The {count(interrupted, 'draft')} saved before that are kept; the products being "
-            "written at the time were not saved.")
-
 if go:
     try:
         engine = get_engine()
         note_engine_loaded(engine)
+        request = GenerationRequest(
+            product_ids=tuple(product_ids), channel=channel, tones=tuple(tones), n=int(n), temperature=float(temperature),
+            seed=int(st.session_state.get("copy_seed", 0)), segment_id=target,
+            persona=segment_choices[target_key][1] if target_key else "",
+        )
+        label = f"{CHANNELS[channel].label} for {count(len(product_ids), 'product')}"
+        get_job_board().submit(label, store.user.name, len(product_ids), write_copy_work(store, engine_generate_fn(engine), request))
     except MarketLabError as e:
         show_error(e)
         st.stop()
-    bar = st.progress(0.0, text="Writing…")
-    # Any click reruns the page, which ends the model call at its next progress report (about a second).
-    st.button("Stop writing", key="copy_stop", icon=":material/stop_circle:")
-    st.caption(f"Drafts are saved every {PRODUCTS_PER_CALL} products: when you stop, those saved are kept and the "
-               "products being written are not. Clicking anything else on the page stops it too.")
-    made = 0
-    st.session_state["copy_writing"] = made
-    notices_before = len(getattr(engine, "notices", None) or ())
-    chunks = [product_ids[i:i + PRODUCTS_PER_CALL] for i in range(0, len(product_ids), PRODUCTS_PER_CALL)]
-    try:
-        for i, chunk in enumerate(chunks):
-            request = GenerationRequest(
-                product_ids=tuple(chunk), channel=channel, tones=tuple(tones), n=int(n), temperature=float(temperature),
-                seed=int(st.session_state.get("copy_seed", 0)), segment_id=target,
-                persona=segment_choices[target_key][1] if target_key else "",
-            )
-
-            def progress(fraction: float, message: str, i: int = i) -> None:
-                bar.progress(min((i + fraction) / len(chunks), 1.0), text=message)
-
-            made += len(generate_variants(store, engine_generate_fn(engine), request, progress=progress, save=True))
-            st.session_state["copy_writing"] = made
-    except MarketLabError as e:
-        show_error(e)
-    st.session_state.pop("copy_writing", None)
-    bar.empty()
     st.session_state["copy_seed"] = int(st.session_state.get("copy_seed", 0)) + 1  # the next run writes new variants
-    if made:
-        st.success(f"{count(made, 'new draft')} saved.")
-    for notice in list(getattr(engine, "notices", None) or ())[notices_before:]:
-        st.warning(notice)  # e.g. out of memory: the progress bar that said it is gone
+
+
+def _job_line(job: Job) -> str:
+    left = job.eta_seconds()
+    products = f"{int(job.done)} of {count(job.total, 'product')}"
+    return f"**{plain(job.title)}** — {products}" + (f", about {duration(left)} left" if left is not None else "") + \
+        (f" · {plain(job.message)}" if job.message else "")
+
+
+def jobs_panel() -> None:
+    """This user's copy jobs: live progress and Stop while they run; what each left once it ends.
+
+    Jobs run on the server beside the page (``core.jobs``): browsing elsewhere or reloading does not stop them.
+    """
+    board = get_job_board()
+    jobs = [j for j in board.jobs(store.user.name) if j.active or not j.seen][:5]
+    active = {j.job_id for j in jobs if j.active}
+    if set(st.session_state.get("copy_jobs_watched", ())) - active:
+        # A job ended since the last look: the whole page runs again, to show its drafts and what it left.
+        st.session_state["copy_jobs_watched"] = active
+        st.rerun(scope="app")
+    st.session_state["copy_jobs_watched"] = active
+    for job in jobs:
+        if job.status == "running":
+            st.progress(job.fraction, text=_job_line(job))
+        elif job.status == "queued":
+            st.caption(plain(f"{job.title}: waiting — the model writes one job at a time."))
+        if job.active:
+            if st.button("Stop", key=f"copy_job_stop_{job.job_id}", icon=":material/stop_circle:",
+                         help="Drafts already saved are kept; the products being written now are not."):
+                board.stop(job.job_id)
+                st.rerun()
+            continue
+        board.mark_seen(job.job_id)
+        if job.status == "done":
+            st.success(plain(f"{job.title}: {job.result}."))
+        elif job.status == "stopped":
+            st.info(plain(f"{job.title}: stopped" + (f"; {job.result} before that." if job.result else ".")))
+        else:
+            st.error(plain(f"{job.title} failed: {job.error}" + (f" ({job.result} before that)" if job.result else "")))
+
+
+if any(j.active for j in get_job_board().jobs(store.user.name)):
+    st.caption("Writing runs on the server: you can open other pages meanwhile; the sidebar says when it is done.")
+    st.fragment(run_every=JOB_POLL_SECONDS)(jobs_panel)()
+else:
+    jobs_panel()
+
 
 def _strength_meter(strength: dict) -> None:
     level = strength["level"]

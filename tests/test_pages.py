@@ -316,7 +316,10 @@ def test_copy_studio_generates_scores_and_approves_with_a_fake_model(demo_db: Pa
     assert not at.exception
     at.button(key="copy_generate").click().run()
     assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
+    assert resources.get_job_board().wait(120), "the writing job did not end"  # it runs beside the page
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(s.value.replace("\\", "").endswith("1 draft saved.") for s in at.success), [s.value for s in at.success]
     assets = [a for a in at.text_input if a.key.startswith("copy_edit_")]
     assert len(assets) >= 5, "the ad is shown as editable assets"  # 3+ headlines, 2+ descriptions
     for asset in assets:
@@ -353,19 +356,43 @@ def test_copy_studio_generates_scores_and_approves_with_a_fake_model(demo_db: Pa
     at.text_input(key="copy_export_url").input("https://shop.example/p/{product_id}?utm_content={variant_id}").run()
     assert any(b.key == "copy_export_json" for b in at.get("download_button"))
     assert any(b.key == "copy_export_csv" and "1 ad" in b.label for b in at.get("download_button"))  # pins are Google's: exportable
-    assert "copy_writing" not in at.session_state and not any("Writing stopped" in i.value for i in at.info)
 
 
-def test_copy_studio_says_when_writing_was_cut_short(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stop, or any click while the model writes, reruns the page: the next run says what was kept."""
+def test_a_running_copy_job_shows_progress_anywhere_and_stop_keeps_what_it_saved(demo_db: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing runs beside the page: its progress is on Copy Studio and in every page's sidebar; Stop ends it."""
+    import threading
+
+    from pages._resources import get_job_board
+
     monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    board = get_job_board()
+    assert board.wait(60)
+    started, release = threading.Event(), threading.Event()
+
+    def work(ctx):
+        ctx.report(4, "4 of 12 products written")
+        ctx.keep("8 drafts saved")
+        started.set()
+        release.wait(30)
+        ctx.report(5)
+        return "12 drafts saved"
+
+    board.submit("Google responsive search ad for 12 products", "local user", 12, work)
+    assert started.wait(10)
     at = open_app("pages/copy_studio.py")
-    at.session_state["copy_writing"] = 8  # what a generation leaves behind when it is interrupted after one chunk
+    assert not at.exception
+    assert any(p.text.startswith("**Google responsive search ad for 12 products** — 4 of 12 products") for p in at.get("progress"))
+    assert any("Writing: Google responsive search ad for 12 products, 4 of 12 done." in c.value.replace("\\", "")
+               for c in at.sidebar.caption)
+    stop = next(b for b in at.button if b.key.startswith("copy_job_stop_"))
+    stop.click().run()
+    release.set()
+    assert board.wait(30)
     at.run()
-    assert [i.value for i in at.info if "Writing stopped" in i.value] == [
-        "Writing stopped. The 8 drafts saved before that are kept; the products being written at the time were not saved."]
-    at.run()
-    assert not any("Writing stopped" in i.value for i in at.info)  # said once
+    assert not at.exception
+    assert [i.value.replace("\\", "") for i in at.info if "stopped" in i.value] == [
+        "Google responsive search ad for 12 products: stopped; 8 drafts saved before that."]
 
 
 def test_reads_are_shared_until_a_write_changes_the_data(db_path: Path) -> None:
