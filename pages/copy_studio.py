@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 
 import streamlit as st
@@ -139,11 +140,25 @@ def jobs_panel() -> None:
             st.error(plain(f"{job.title} failed: {job.error}" + (f" ({job.result} before that)" if job.result else "")))
 
 
+def recent_jobs() -> None:
+    """Every writing job of this user since the server started, with how it ended."""
+    jobs = get_job_board().jobs(store.user.name)
+    if not jobs:
+        return
+    with st.expander(f"Writing jobs ({len(jobs)})"):
+        st.dataframe(
+            [{"job": j.title, "status": j.status, "left": j.result or j.error or "—",
+              "started": time.strftime("%d %b %H:%M", time.localtime(j.started or j.created)),
+              "took": duration((j.finished or time.time()) - j.started) if j.started else "—"} for j in jobs],
+            hide_index=True, width="stretch")
+
+
 if any(j.active for j in get_job_board().jobs(store.user.name)):
     st.caption("Writing runs on the server: you can open other pages meanwhile; the sidebar says when it is done.")
     st.fragment(run_every=JOB_POLL_SECONDS)(jobs_panel)()
 else:
     jobs_panel()
+recent_jobs()
 
 
 def _strength_meter(strength: dict) -> None:

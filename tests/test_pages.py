@@ -393,6 +393,8 @@ def test_a_running_copy_job_shows_progress_anywhere_and_stop_keeps_what_it_saved
     assert not at.exception
     assert [i.value.replace("\\", "") for i in at.info if "stopped" in i.value] == [
         "Google responsive search ad for 12 products: stopped; 8 drafts saved before that."]
+    listed = at.dataframe[0].value  # every job of this server, with how it ended
+    assert ("stopped", "8 drafts saved") in set(zip(listed["status"], listed["left"]))
 
 
 def test_reads_are_shared_until_a_write_changes_the_data(db_path: Path) -> None:
