@@ -503,9 +503,10 @@ def test_after_a_cpu_fallback_the_sidebar_shows_the_cpu_and_why(full_gpu, tmp_pa
     at = open_app("pages/copy_studio.py")
     at.number_input(key="copy_n_ads").set_value(1).run()
     at.button(key="copy_generate").click().run()
+    assert resources.get_job_board().wait(300), "the writing job did not end"  # it runs beside the page
+    at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("saved" in s.value for s in at.success)
-    at.run()
     model_line = unescaped(next(c.value for c in at.sidebar.caption if c.value.startswith("Model")))
     # Not the device it was loaded on: where it runs now, and why.
     assert "tiny · cpu · float32" in model_line and "now runs on the CPU" in model_line, model_line
