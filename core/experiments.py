@@ -21,6 +21,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from statistics import NormalDist
 from typing import Any
 
 import duckdb
@@ -31,11 +32,12 @@ from core.funnels import _Schema, _user_column, parse_window
 from core.store import Store
 
 __all__ = [
-    "ExperimentResult", "ExperimentSpec", "VariantStats", "chi_square_sf", "experiment", "list_campaigns",
-    "two_proportion_z_test", "wilson_interval",
+    "ExperimentResult", "ExperimentSpec", "SampleNeed", "VariantStats", "chi_square_sf", "experiment", "list_campaigns",
+    "two_proportion_z_test", "users_needed", "wilson_interval",
 ]
 
 TEST_NAME = "two-sided two-proportion z-test (pooled), Bonferroni-adjusted across challengers"
+POWER = 0.8  # the usual chance of detecting a real difference of the size seen, when planning how many more users
 SRM_ALPHA = 0.001  # the usual alarm level for sample-ratio mismatch: rare by chance, common when assignment breaks
 Z95 = 1.959963984540054
 
@@ -85,6 +87,22 @@ class VariantStats:
         return self.variant_id
 
 
+@dataclass(frozen=True)
+class SampleNeed:
+    """For a test without a winner: how many users would tell, if the difference seen is real."""
+    challenger: str
+    uplift: float  # seen, relative to control
+    users_per_variant: int  # needed in each of control and challenger, for POWER at the test's level
+    more_per_variant: int  # beyond what the smaller of the two has now
+    days_more: float | None  # at the rate users were exposed so far; None when that rate is unknown
+
+    def sentence(self) -> str:
+        when = f" (about {math.ceil(self.days_more)} more days at the current traffic)" if self.days_more is not None else ""
+        return (f"If the {self.uplift:+.0%} of {self.challenger} is real, about {self.more_per_variant:,} more users per "
+                f"variant{when} would very likely show it ({POWER:.0%} power); if it is still this close then, the "
+                f"copies are about equal and either will do.")
+
+
 @dataclass
 class ExperimentResult:
     spec: ExperimentSpec
@@ -96,6 +114,8 @@ class ExperimentResult:
     srm_mismatch: bool
     mixed_users: int  # saw more than one variant; left out
     test: str = TEST_NAME
+    details: str = ""  # the statistics behind the verdict, for those who want them
+    need: SampleNeed | None = None  # no winner, a challenger ahead: the sample that would decide
     breakdown: pd.DataFrame | None = None  # group, variant_id, exposed, converted, rate, ci_low, ci_high, uplift, p_value, significant
     seconds: float = 0.0
 
@@ -105,6 +125,7 @@ class ExperimentResult:
         return {
             "spec": spec, "control": self.control, "winner": self.winner, "verdict": self.verdict, "test": self.test,
             "srm_p": self.srm_p, "srm_mismatch": self.srm_mismatch, "mixed_users": self.mixed_users,
+            "details": self.details, "need": None if self.need is None else asdict(self.need),
             "variants": [asdict(v) | {"headline": v.headline} for v in self.variants],
             "breakdown": None if self.breakdown is None else self.breakdown.to_dict(orient="records"),
             "seconds": self.seconds,
@@ -136,6 +157,20 @@ def two_proportion_z_test(x1: int, n1: int, x2: int, n2: int) -> tuple[float | N
         return 0.0, 1.0
     z = (x2 / n2 - x1 / n1) / se
     return z, math.erfc(abs(z) / math.sqrt(2))
+
+
+def users_needed(p_control: float, p_challenger: float, alpha: float, power: float = POWER) -> int | None:
+    """Users per variant for a two-sided two-proportion test at ``alpha`` to detect p_control vs p_challenger
+    with ``power`` (the normal-approximation formula of Fleiss, without continuity correction).
+    None when there is no difference to detect."""
+    if not (0 < p_control < 1 and 0 < p_challenger < 1) or p_control == p_challenger:
+        return None
+    normal = NormalDist()
+    z_alpha, z_power = normal.inv_cdf(1 - alpha / 2), normal.inv_cdf(power)
+    mean = (p_control + p_challenger) / 2
+    spread = (z_alpha * math.sqrt(2 * mean * (1 - mean))
+              + z_power * math.sqrt(p_control * (1 - p_control) + p_challenger * (1 - p_challenger)))
+    return math.ceil(spread ** 2 / (p_challenger - p_control) ** 2)
 
 
 def _gammaincc(a: float, x: float) -> float:
@@ -266,6 +301,14 @@ def _counts(cur: duckdb.DuckDBPyConnection, spec: ExperimentSpec, group: tuple[s
     return cur.execute(sql, params + [spec.conversion_event, window_us] + gparams).df()
 
 
+def _exposure_days(cur: duckdb.DuckDBPyConnection, spec: ExperimentSpec) -> float | None:
+    """Days from the first user's exposure to the last: the pace at which the test gathers users."""
+    exposure, params = _exposure_sql(spec)
+    first, last = cur.execute(f"SELECT min(t0), max(t0) FROM ({exposure})", params).fetchall()[0]
+    days = (last - first) / timedelta(days=1) if first is not None and last is not None else 0.0
+    return days if days >= 1 else None
+
+
 def _copy(cur: duckdb.DuckDBPyConnection, variant_ids: list[str]) -> dict[str, tuple[dict[str, Any], str | None, str | None]]:
     rows = cur.execute(
         "SELECT variant_id, fields, channel, tone FROM copy_variants WHERE list_contains(?, variant_id)", [variant_ids]
@@ -320,29 +363,56 @@ def _p(p: float | None) -> str:
 
 
 def _verdict(spec: ExperimentSpec, variants: list[VariantStats], control: str, srm_p: float | None) -> tuple[str | None, str]:
+    """(winner, one line a marketer acts on): the numbers that matter in words; p-values live in ``_details``."""
     srm = srm_p is not None and srm_p < SRM_ALPHA
-    warn = f" Warning: sample-ratio mismatch ({_p(srm_p)}): exposure is not split evenly, check the assignment before trusting this." if srm else ""
+    warn = (" Warning: the variants were not shown to even shares of users (a sample-ratio mismatch), so the "
+            "assignment may be broken: check it before trusting this." if srm else "")
     if len(variants) < 2:
         return None, f"Only one variant of {spec.campaign} was seen; there is nothing to compare.{warn}"
     small = [v for v in variants if v.exposed < spec.min_users]
     if small:
-        names = ", ".join(f"{v.variant_id} ({v.exposed})" for v in small)
-        return None, f"No winner yet: every variant needs {spec.min_users} exposed users; {names} not there yet.{warn}"
+        names = ", ".join(f"{v.variant_id} ({v.exposed:,})" for v in small)
+        return None, f"No winner yet: every variant needs {spec.min_users:,} users who saw it; {names} not there yet.{warn}"
     ctrl = next(v for v in variants if v.is_control)
     others = [v for v in variants if not v.is_control]
     best = max(others, key=lambda v: v.rate or 0)
     if best.significant and (best.rate or 0) > (ctrl.rate or 0):
         if srm:
-            return None, (f"{best.variant_id} converts {_pct(best.rate)} vs {_pct(ctrl.rate)} for control {control} "
-                          f"({_p(best.p_value)}), but no winner is declared.{warn}")
-        return best.variant_id, (f"{best.variant_id} wins: {_pct(best.rate)} vs {_pct(ctrl.rate)} for control {control} "
-                                 f"({best.uplift:+.0%}, {_p(best.p_value)}, {TEST_NAME}).")
+            return None, (f"{best.variant_id} converts {_pct(best.rate)} against {_pct(ctrl.rate)} for control {control}, "
+                          f"but no winner is declared.{warn}")
+        return best.variant_id, (f"{best.variant_id} wins: {_pct(best.rate)} of its users converted against "
+                                 f"{_pct(ctrl.rate)} for control {control} ({best.uplift:+.0%}). Give it the traffic.")
     if all(v.significant and (v.rate or 0) < (ctrl.rate or 0) for v in others):
         if srm:
             return None, f"Control {control} converts best ({_pct(ctrl.rate)}), but no winner is declared.{warn}"
-        return control, f"Control {control} wins: {_pct(ctrl.rate)}, every challenger converts significantly less ({TEST_NAME})."
-    return None, (f"No significant difference yet: best challenger {best.variant_id} {_pct(best.rate)} vs {_pct(ctrl.rate)} "
-                  f"for control {control} ({_p(best.p_value)}).{warn}")
+        return control, f"Control {control} wins: {_pct(ctrl.rate)}, and every challenger converts less. Keep the control."
+    if (best.rate or 0) <= (ctrl.rate or 0):
+        return None, (f"No winner yet: no challenger converts better than control {control} ({_pct(ctrl.rate)}); "
+                      f"the closest is {best.variant_id} at {_pct(best.rate)}.{warn}")
+    return None, (f"No winner yet: {best.variant_id} converts {_pct(best.rate)} against {_pct(ctrl.rate)} for control "
+                  f"{control}, too close to call at this size.{warn}")
+
+
+def _details(spec: ExperimentSpec, variants: list[VariantStats]) -> str:
+    tested = "; ".join(f"{v.variant_id} {_p(v.p_value)}" for v in variants if not v.is_control)
+    return (f"Test: {TEST_NAME}, at significance level {spec.alpha:g}; {tested}. Rates with 95 % Wilson intervals. "
+            f"A winner needs a significant difference and {spec.min_users:,} users per variant.")
+
+
+def _need(spec: ExperimentSpec, variants: list[VariantStats], span_days: float | None) -> SampleNeed | None:
+    """The sample that would decide, for the best challenger ahead of control (none when it is behind)."""
+    ctrl = next(v for v in variants if v.is_control)
+    others = [v for v in variants if not v.is_control]
+    best = max(others, key=lambda v: v.rate or 0) if others else None
+    if best is None or best.uplift is None or best.uplift <= 0 or ctrl.rate is None or best.rate is None:
+        return None
+    needed = users_needed(ctrl.rate, best.rate, spec.alpha / max(len(others), 1))
+    if needed is None:
+        return None
+    have = min(ctrl.exposed, best.exposed)
+    more = max(0, needed - have)
+    per_day = have / span_days if span_days else None
+    return SampleNeed(best.variant_id, best.uplift, needed, more, more / per_day if per_day else None)
 
 
 def experiment(store: Store, spec: ExperimentSpec) -> ExperimentResult:
@@ -353,6 +423,7 @@ def experiment(store: Store, spec: ExperimentSpec) -> ExperimentResult:
         with store.cursor() as cur:
             _check_names(cur, spec)
             frame = _counts(cur, spec, group)
+            span_days = _exposure_days(cur, spec)
             variants_seen = sorted(frame.loc[~frame["mixed"], "variant_id"].unique().tolist())
             copy = _copy(cur, variants_seen)
     except duckdb.Error as e:
@@ -367,6 +438,7 @@ def experiment(store: Store, spec: ExperimentSpec) -> ExperimentResult:
     variants = _stats(counts, control, spec.alpha, copy)
     srm_p = _srm([v.exposed for v in variants])
     winner, verdict = _verdict(spec, variants, control, srm_p)
+    need = None if winner else _need(spec, variants, span_days)
 
     breakdown = None
     if group is not None:
@@ -384,4 +456,5 @@ def experiment(store: Store, spec: ExperimentSpec) -> ExperimentResult:
                                 "p_value": v.p_value})
         breakdown = pd.DataFrame.from_records(records)
     return ExperimentResult(spec, variants, control, winner, verdict, srm_p, bool(srm_p is not None and srm_p < SRM_ALPHA),
-                            mixed, breakdown=breakdown, seconds=round(time.perf_counter() - began, 4))
+                            mixed, details=_details(spec, variants), need=need, breakdown=breakdown,
+                            seconds=round(time.perf_counter() - began, 4))

@@ -625,7 +625,8 @@ CAMPAIGNS: tuple[_Campaign, ...] = (
             "description": "65 W output and 3 ports in a 410 g aluminium body. UL, CE and FCC certified."}),
         _Variant("B", "benefit", {
             "headline": "Charge Your Laptop Anywhere",
-            "description": "Voltic power bank: 20000 mAh and 65 W over USB-C, with 3 ports to share."}, lift=2.0),
+            # A clear winner, so a demo shows what a decision looks like (search_brand stays undecided).
+            "description": "Voltic power bank: 20000 mAh and 65 W over USB-C, with 3 ports to share."}, lift=3.0),
     )),
     _Campaign("meta_prospecting", "meta", "social", "Apparel", datetime(2026, 8, 17), END, (
         _Variant("A", "playful", {

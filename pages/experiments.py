@@ -57,8 +57,11 @@ elif result.winner:
     st.success(verdict)
 else:
     st.info(verdict)
-st.caption(plain(f"Test: {result.test}. 95 % Wilson intervals. " +
-                 (f"{result.mixed_users:,} users saw more than one variant and are left out." if result.mixed_users else "")))
+if result.need is not None:
+    st.caption(plain(result.need.sentence()))
+with st.expander("How this was tested"):
+    st.caption(plain(result.details + (f" {result.mixed_users:,} users saw more than one variant and are left out."
+                                       if result.mixed_users else "")))
 
 columns = st.columns(len(result.variants))
 for col, v in zip(columns, result.variants):
@@ -70,12 +73,14 @@ for col, v in zip(columns, result.variants):
                 st.text(str(text))
         else:
             st.caption("No copy saved for this variant.")
+        # The uplift is coloured only when it is a real difference: a green +12 % from noise reads as a win.
         st.metric("Conversion", "—" if v.rate is None else f"{v.rate:.2%}",
-                  delta=None if v.is_control or v.uplift is None else f"{v.uplift:+.1%} vs control")
+                  delta=None if v.is_control or v.uplift is None else f"{v.uplift:+.1%} vs control",
+                  delta_color="normal" if v.significant else "off")
         st.caption(f"{v.converted:,} of {v.exposed:,} users" +
-                   ("" if v.ci_low is None else f" · 95 % CI {v.ci_low:.2%}–{v.ci_high:.2%}") +
-                   ("" if v.p_value is None else f" · p = {v.p_value:.3g}" + (" (significant)" if v.significant else "")))
-
+                   ("" if v.ci_low is None else f" · likely between {v.ci_low:.2%} and {v.ci_high:.2%}"))
+        if v.exposed < spec.min_users:
+            st.caption(f":orange[Only {v.exposed:,} users: too few to judge (a verdict needs {spec.min_users:,}).]")
 
 
 def variants_chart() -> go.Figure:
@@ -93,10 +98,13 @@ show_chart(variants_chart, key="exp_chart", inputs=(spec,))
 
 if result.breakdown is not None and not result.breakdown.empty:
     st.subheader(f"By {labels[breakdown]}")
-    show_chart(lambda: px.bar(result.breakdown, x="group", y="rate", color="variant_id", barmode="group",
-                              title=f"Which variant converts, for whom ({labels[breakdown]})",
-                              labels={"group": "", "rate": "conversion"},
-                              hover_data=["exposed", "converted", "p_value"]).update_yaxes(tickformat=".1%"),
+    bars = result.breakdown.assign(above=lambda f: f["ci_high"] - f["rate"], below=lambda f: f["rate"] - f["ci_low"])
+    show_chart(lambda: px.bar(bars, x="group", y="rate", color="variant_id", barmode="group",
+                              error_y="above", error_y_minus="below",
+                              title=f"Which variant converts, for whom ({labels[breakdown]}), with 95 % intervals",
+                              labels={"group": "", "rate": "conversion", "variant_id": "variant"},
+                              hover_data={"exposed": True, "converted": True, "above": False, "below": False})
+               .update_yaxes(tickformat=".1%"),
                key="exp_breakdown_chart", inputs=(spec,))
     best = (result.breakdown[result.breakdown["exposed"] > 0]
             .sort_values("rate", ascending=False).groupby("group", as_index=False).first())

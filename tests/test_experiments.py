@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import QueryError
 from core.experiments import (
-    ExperimentSpec, chi_square_sf, experiment, list_campaigns, two_proportion_z_test, wilson_interval,
+    ExperimentSpec, chi_square_sf, experiment, list_campaigns, two_proportion_z_test, users_needed, wilson_interval,
 )
 from core.store import Store
 from test_funnels import add_events
@@ -67,8 +67,8 @@ def test_users_not_sessions_window_and_mixed_exposure(tmp_store: Store) -> None:
     assert (by["V-B"].exposed, by["V-B"].converted) == (2, 1)
     assert result.control == "V-A" and by["V-A"].is_control and by["V-B"].uplift == pytest.approx(0.5)
     assert result.mixed_users == 1
-    assert result.winner is None and "No significant difference" in result.verdict
-    assert "z-test" in result.test
+    assert result.winner is None and "too close to call" in result.verdict
+    assert "z-test" in result.test and "z-test" in result.details and "p = " not in result.verdict
 
 
 def test_no_winner_without_minimum_sample_or_significance(tmp_store: Store) -> None:
@@ -155,3 +155,24 @@ def test_demo_breakdown_by_group_and_segment(demo: Store) -> None:
     assert set(by_segment["group"]) == {"Even users", "Odd users"}
     campaigns = list_campaigns(demo)
     assert set(campaigns["campaign"]) == {"search_brand", "search_generic", "meta_prospecting", "fall_email"}
+
+
+def test_users_needed_matches_the_textbook_sample_size() -> None:
+    # 10 % vs 12 %, two-sided 5 %, 80 % power: 3,841 per group (Fleiss, no continuity correction).
+    assert users_needed(0.10, 0.12, 0.05) == 3841
+    assert users_needed(0.10, 0.10, 0.05) is None
+
+
+def test_an_undecided_test_says_how_many_more_users_would_decide_and_a_losing_challenger_is_not_best(tmp_store: Store) -> None:
+    rows: list = []
+    for i in range(200):
+        _user(rows, f"a{i}", "V-A", convert_after_min=5 if i < 20 else None)  # 10 %
+        _user(rows, f"b{i}", "V-B", convert_after_min=5 if i < 26 else None)  # 13 %
+    add_events(tmp_store, rows)
+    result = experiment(tmp_store, ExperimentSpec("spring"))
+    assert result.winner is None and result.need is not None
+    assert result.need.challenger == "V-B" and result.need.users_per_variant == users_needed(0.10, 0.13, 0.05)
+    assert result.need.more_per_variant == result.need.users_per_variant - 200
+    assert "more users per variant" in result.need.sentence()
+    behind = experiment(tmp_store, ExperimentSpec("spring", control="V-B"))
+    assert behind.need is None and "no challenger converts better than control V-B" in behind.verdict

@@ -241,6 +241,8 @@ def test_experiment_page_shows_variants_with_copy_and_a_verdict(demo_db: Path, m
     assert not at.exception
     verdicts = [*(s.value for s in at.success), *(i.value for i in at.info), *(w.value for w in at.warning)]
     assert verdicts, "a verdict line is always shown"
+    assert not any("p = " in v or "z-test" in v for v in verdicts), "the statistics are in the expander, not the verdict"
+    assert any(e.label == "How this was tested" for e in at.expander)
     assert sum(m.label == "Conversion" for m in at.metric) >= 2
     at.selectbox(key="exp_breakdown").set_value("attributes.demo_group").run()
     assert not at.exception
