@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import QueryError
+from core.segment_titles import run_title
 from core.store import Store, quote_ident
 
 __all__ = [
@@ -889,11 +890,12 @@ def breakdown_options(store: Store) -> list[BreakdownOption]:
     options += [BreakdownOption(f"attributes.{k}", k.replace("_", " "), "attribute") for k in schema.attribute_keys()]
     with store.cursor() as cur:
         runs = cur.execute(
-            "SELECT run_id, method, k, created_at, json_extract_string(params, '$.name') FROM segment_runs ORDER BY created_at DESC"
+            "SELECT run_id, method, k, created_at, json_extract_string(params, '$.name'), "
+            "coalesce(json_extract(params, '$.use_text')::BOOLEAN, false) FROM segment_runs ORDER BY created_at DESC"
         ).fetchall()
-    # A saved list (core.segments.saved_lists) has a name the user chose: show it, the run id alone says nothing.
-    options += [BreakdownOption(f"segment:{r}", f"saved list “{name}” ({r})" if name else f"segments {r} ({m}, k={k})", "segment")
-                for r, m, k, _, name in runs]
+    # A run by what people call it ("5 behaviour segments · 4 Dec 14:53"; a saved list by its name), never by its id.
+    options += [BreakdownOption(f"segment:{r}", run_title(m, k, created, name=name, use_text=bool(text)), "segment")
+                for r, m, k, created, name, text in runs]
     return options
 
 

@@ -12,7 +12,7 @@ from core.exports import safe_csv_bytes
 from core.segments import FEATURE_SETS, rfm
 from core.segments.persona import from_engine
 from core.segments.profiles import compare, order_facts
-from core.segments.runs import rewrite_personas
+from core.segments.runs import rewrite_personas, run_title
 from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
 from pages._widgets import VIEWER_HELP, count, plain, show_chart, show_error
@@ -67,13 +67,14 @@ with st.expander("Run a new segmentation", expanded=not cached_read(segments.lis
             st.stop()
         bar.empty()
         st.session_state["seg_run_id"] = run.run_id
-        st.success(f"Saved run {run.run_id}: {count(run.users, 'user')} in {count(len(run.segments), 'segment')}.")
+        title = run_title(run.method, run.k, run.created_at, use_text=bool(run.params.get("use_text")))
+        st.success(plain(f"Saved {title}: {count(run.users, 'user')} in {count(len(run.segments), 'segment')}."))
 
 runs = cached_read(segments.list_runs, reads=ALL_BUT_COPY)
 if not runs:
     st.info("No segmentation yet: run one above. It needs an event log (upload one, or seed the demo store).")
     st.stop()
-run_labels = {r.run_id: f"{r.created_at:%d %b %H:%M} · {r.method}, k={r.k}, {r.users:,} users" for r in runs}
+run_labels = {r.run_id: f"{r.title} · {r.users:,} users" for r in runs}
 ids = list(run_labels)
 if st.session_state.get("seg_run_id") not in ids:
     st.session_state["seg_run_id"] = ids[0]

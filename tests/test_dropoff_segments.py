@@ -98,7 +98,7 @@ def test_a_breakdown_by_the_saved_run_adds_up_to_the_funnel(demo: Store) -> None
     spec = FunnelSpec.of(*DEMO_FUNNEL, window="7d")
     run_id = save_dropped_as_segment(demo, spec, 2, name="Cart abandoners")
     assert f"segment:{run_id}" in {o.key for o in breakdown_options(demo)}
-    assert any(o.label.startswith("saved list “Cart abandoners”") for o in breakdown_options(demo))
+    assert any(o.label.startswith("“Cart abandoners” · ") for o in breakdown_options(demo))
     plain = funnel(demo, spec)
     result = funnel(demo, FunnelSpec.of(*DEMO_FUNNEL, window="7d", breakdown=f"segment:{run_id}"))
     table = result.breakdown.pivot(index="group", columns="step", values="users")

@@ -255,7 +255,7 @@ def test_segments_page_runs_a_segmentation_and_shows_personas_map_and_propensity
     at.selectbox(key="seg_k").set_value(5).run()
     at.button(key="seg_run").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("Saved run" in s.value for s in at.success)
+    assert any(s.value.startswith("Saved 5 behaviour segments · ") for s in at.success), [s.value for s in at.success]
     assert {m.label: m.value for m in at.metric}["Segments"] == "5"
     assert any(t.startswith("Users on a 2-D map") for t in chart_titles(at))
     assert len(at.get("download_button")) >= 5  # one export per persona card

@@ -584,3 +584,15 @@ def test_every_feature_constant_is_refused_with_the_reason(tmp_store: Store) -> 
         cur.execute("INSERT INTO events (user_id, ts, event_name) SELECT 'U' || i, TIMESTAMP '2026-01-01', 'view' FROM range(30) t(i)")
     with pytest.raises(MarketLabError, match="same for all users"):
         run_segmentation(tmp_store, k=3, features=["views", "sessions"], save=False)
+
+
+def test_a_run_is_called_by_what_it_is_and_when_never_by_its_id() -> None:
+    from datetime import datetime
+
+    from core.segment_titles import run_title
+
+    when = datetime(2026, 12, 4, 14, 53)
+    assert run_title("kmeans", 5, when) == "5 behaviour segments · 4 Dec 14:53"
+    assert run_title("kmeans", 4, when, use_text=True) == "4 behaviour and review-text segments · 4 Dec 14:53"
+    assert run_title("rfm", 11, when) == "RFM segments · 4 Dec 14:53"
+    assert run_title("funnel_dropoff", 1, when, name="Cart abandoners") == "“Cart abandoners” · 4 Dec 14:53"

@@ -25,12 +25,14 @@ from core.segments.clustering import DEFAULT_K_RANGE, cluster, prepare, project_
 from core.segments.features import EventNames, UserFeatures, compute_features
 from core.segments.persona import Generate, Persona, write_personas
 from core.segments.profiles import SegmentProfile, label_of, order_facts, profile_segments
+from core.segment_titles import run_title
 from core.segments.rfm import ACTIVE_DAYS, NEUTRAL_NAMES, PROSPECT_RULE, RFM_RULES, assign_rfm, rfm_notices
 from core.store import Store
 
 __all__ = [
     "FEATURE_SETS", "METHODS", "Segment", "SegmentRun", "RunSummary", "resolve_features", "run_segmentation",
-    "list_runs", "load_run", "run_labels", "segment_user_ids", "export_segment_csv", "delete_run", "rewrite_personas",
+    "list_runs", "load_run", "run_labels", "run_title", "segment_user_ids", "export_segment_csv", "delete_run",
+    "rewrite_personas",
 ]
 
 METHODS = ("kmeans", "rfm")
@@ -147,6 +149,11 @@ class RunSummary:
     silhouette: float | None
     features: list[str]
     use_text: bool
+    name: str | None = None  # a saved list's own name
+
+    @property
+    def title(self) -> str:
+        return run_title(self.method, self.k, self.created_at, name=self.name, use_text=self.use_text)
 
 
 def _slug(name: str) -> str:
@@ -354,7 +361,7 @@ def list_runs(store: Store) -> list[RunSummary]:
         q = json.loads(quality) if quality else {}
         p = json.loads(params) if params else {}
         out.append(RunSummary(run_id, created, method, int(k or 0), int(q.get("users") or 0), q.get("silhouette"),
-                              json.loads(feats) if feats else [], bool(p.get("use_text"))))
+                              json.loads(feats) if feats else [], bool(p.get("use_text")), p.get("name") or None))
     return out
 
 

@@ -250,7 +250,7 @@ def test_run_a_segmentation_and_see_the_map(page: Page, shot: Shot, js_errors: l
     expect(page.get_by_role("heading", name="Segments", level=1)).to_be_visible()
     wait_idle(page)
     page.get_by_role("button", name="Run segmentation").click()
-    expect(page.get_by_text(re.compile(r"Saved run run-"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"Saved \d+ behaviour segments · "))).to_be_visible(timeout=60_000)
     wait_idle(page)
     expect(page.get_by_test_id("stPlotlyChart").filter(has_text="Users on a 2-D map")).to_be_visible()
     expect(page.get_by_role("heading", name="Personas")).to_be_visible()
