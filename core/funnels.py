@@ -256,6 +256,8 @@ class BreakdownOption:
     key: str  # what FunnelSpec.breakdown takes
     label: str
     kind: str  # event | user | attribute | segment
+    # What a marketer breaks down by: not an id (thousands of one-user groups) nor the demo's planted truth.
+    everyday: bool = True
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,7 @@ def _epoch_us(moment: datetime) -> int:
 # ---------------------------------------------------------------------------------------
 
 _EVENT_COLUMNS = ("user_id", "ts", "event_name", "product_id", "session_id", "campaign", "variant_id", "device", "source", "revenue")
+_ID_COLUMNS = ("product_id", "session_id")  # break down by them only on purpose: a group per product or visit
 _index_lock = threading.Lock()
 
 
@@ -883,11 +886,12 @@ def list_event_names(store: Store) -> pd.DataFrame:
 def breakdown_options(store: Store) -> list[BreakdownOption]:
     """Everything a funnel can be broken down by, for the page's picker."""
     schema = _Schema.load(store)
-    options = [BreakdownOption(c, c.replace("_", " "), "event") for c in _EVENT_COLUMNS
+    options = [BreakdownOption(c, c.replace("_", " "), "event", everyday=c not in _ID_COLUMNS) for c in _EVENT_COLUMNS
                if c in schema.events and c not in ("user_id", "ts", "event_name", "revenue")]
     options += [BreakdownOption(f"product.{c}", f"product {c}", "event") for c in ("category", "brand") if c in schema.products]
     options += [BreakdownOption(f"user.{c}", c.replace("_", " "), "user") for c in schema.users if c not in ("user_id", "attributes", "first_seen")]
-    options += [BreakdownOption(f"attributes.{k}", k.replace("_", " "), "attribute") for k in schema.attribute_keys()]
+    options += [BreakdownOption(f"attributes.{k}", k.replace("_", " "), "attribute", everyday=not k.startswith("demo_"))
+                for k in schema.attribute_keys()]
     with store.cursor() as cur:
         runs = cur.execute(
             "SELECT run_id, method, k, created_at, json_extract_string(params, '$.name'), "

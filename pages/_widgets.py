@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -303,3 +303,11 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
         st.warning(f"{count(len(plan.rejected), 'row is', 'rows are')} invalid, so nothing will be written unless you choose to commit only the valid rows.")
     return None
 
+
+
+def everyday_keys(options: Sequence[Any], chosen_key: str, all_key: str) -> list[str]:
+    """Breakdown keys a marketer picks from (``BreakdownOption.everyday``), all of them when ``all_key``'s
+    checkbox is on, and always the one already chosen (set by another page, say a segment run)."""
+    wanted = bool(st.session_state.get(all_key))
+    chosen = st.session_state.get(chosen_key)
+    return [o.key for o in options if wanted or o.everyday or o.key == chosen]

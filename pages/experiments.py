@@ -11,7 +11,7 @@ from core.errors import MarketLabError
 from core.experiments import ExperimentSpec
 from pages._resources import cached_read, get_store
 from pages._shell import ensure_shell
-from pages._widgets import plain, show_chart, show_error
+from pages._widgets import everyday_keys, plain, show_chart, show_error
 
 ensure_shell()
 store = get_store()
@@ -33,8 +33,10 @@ conversion = c2.selectbox("Conversion event", events, index=events.index("purcha
 days = c3.number_input("Within (days)", min_value=1, max_value=90, value=7, key="exp_window")
 breakdown_options = [o for o in cached_read(funnels.breakdown_options) if o.kind in ("user", "attribute", "segment")]
 labels = {o.key: o.label for o in breakdown_options}
-breakdown = c4.selectbox("For whom", [None, *labels], format_func=lambda k: "everyone" if k is None else f"by {labels[k]}",
-                         key="exp_breakdown")
+with c4:
+    breakdown = st.selectbox("For whom", [None, *everyday_keys(breakdown_options, "exp_breakdown", "exp_breakdown_all")],
+                             format_func=lambda k: "everyone" if k is None else f"by {labels[k]}", key="exp_breakdown")
+    st.checkbox("Every column", key="exp_breakdown_all", help="The demo's planted groups too.")
 with st.expander("Test settings"):
     s1, s2, s3 = st.columns(3)
     control = s1.selectbox("Control", [None, *variants], format_func=lambda v: "automatic (variant A)" if v is None else v, key="exp_control")

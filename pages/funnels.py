@@ -13,7 +13,7 @@ from core.funnels import Condition, FunnelSpec, Step
 from core.segments.saved_lists import MAX_NAME_CHARS, save_dropped_as_segment
 from pages._resources import ALL_BUT_COPY, cached_read, get_store
 from pages._shell import ensure_shell
-from pages._widgets import VIEWER_HELP, count, date_range, duration, plain, show_chart, show_error
+from pages._widgets import VIEWER_HELP, count, date_range, duration, everyday_keys, plain, show_chart, show_error
 
 ensure_shell()
 store = get_store()
@@ -38,7 +38,8 @@ with st.container(border=True):
         st.session_state["funnel_steps"] = order
 
     if len(steps) > 1:
-        for k, col in enumerate(st.columns(len(steps) - 1 + 3)[: len(steps) - 1], start=1):
+        # A column per swap, at least two wide: "add_to_cart ⇄ checkout" must read whole.
+        for k, col in enumerate(st.columns(max(len(steps) - 1, 2))[: len(steps) - 1], start=1):
             col.button(f"{steps[k - 1]} ⇄ {steps[k]}", key=f"funnel_swap_{k}", on_click=swap, args=(k,),
                        help=f"Swap steps {k} and {k + 1}", width="stretch")
     c1, c2, c3, c4 = st.columns([1, 1, 1.3, 1.2])
@@ -54,8 +55,11 @@ with st.container(border=True):
         start, end = date_range(store, key="funnel_dates")
     options = cached_read(funnels.breakdown_options, reads=ALL_BUT_COPY)
     labels = {o.key: o.label for o in options}
-    breakdown = d2.selectbox("Break down by", [None, *labels], format_func=lambda k: "nothing" if k is None else labels[k],
-                             key="funnel_breakdown")
+    with d2:
+        breakdown = st.selectbox("Break down by", [None, *everyday_keys(options, "funnel_breakdown", "funnel_breakdown_all")],
+                                 format_func=lambda k: "nothing" if k is None else labels[k], key="funnel_breakdown")
+        st.checkbox("Every column (ids too)", key="funnel_breakdown_all",
+                    help="Product and session ids, and the demo's planted groups, give a group per id: off the list unless asked for.")
     trend = d3.radio("Trend by", ["day", "week"], horizontal=True, key="funnel_trend")
     with st.expander("Filters: only purchases with revenue, one category, one country…"):
         f1, f2, f3 = st.columns(3)

@@ -201,6 +201,8 @@ def test_funnel_page_counts_the_demo_funnel_and_breaks_it_down(demo_db: Path, mo
     assert int(metrics["Entered the funnel"].replace(",", "")) > 0
     assert "Users reaching each step" in chart_titles(at)
 
+    offered = at.selectbox(key="funnel_breakdown").options
+    assert "device" in offered and not {"product id", "session id", "demo group"} & set(offered)  # ids only on purpose
     at.selectbox(key="funnel_breakdown").set_value("device").run()
     assert not at.exception
     assert any("by device" in t for t in chart_titles(at))
@@ -244,6 +246,8 @@ def test_experiment_page_shows_variants_with_copy_and_a_verdict(demo_db: Path, m
     assert not any("p = " in v or "z-test" in v for v in verdicts), "the statistics are in the expander, not the verdict"
     assert any(e.label == "How this was tested" for e in at.expander)
     assert sum(m.label == "Conversion" for m in at.metric) >= 2
+    assert "attributes.demo_group" not in at.selectbox(key="exp_breakdown").options  # the demo's planted truth
+    at.checkbox(key="exp_breakdown_all").check().run()
     at.selectbox(key="exp_breakdown").set_value("attributes.demo_group").run()
     assert not at.exception
     assert any("for whom" in t for t in chart_titles(at))
