@@ -6,6 +6,7 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -200,7 +201,7 @@ def _show_plan(plan: IngestPlan, key: str) -> None:
             st.dataframe(plan.rejected.head(SHOWN_ROWS), hide_index=True, width="stretch")
             st.download_button(
                 "Download rejected rows with reasons (CSV)", safe_csv_bytes(plan.rejected),
-                file_name=f"rejected-{plan.raw.file_name}.csv", mime="text/csv", key=f"{key}_rejected_csv",
+                file_name=f"rejected-{Path(plan.raw.file_name).stem}.csv", mime="text/csv", key=f"{key}_rejected_csv",
             )
     with all_tab:
         action = st.segmented_control("Show", ["insert", "update", "reject"], selection_mode="multi",

@@ -144,7 +144,8 @@ def funnel_chart() -> go.Figure:
 
 show_chart(funnel_chart, key="funnel_chart", inputs=(spec,), reads=ALL_BUT_COPY)
 
-table = [{"step": s.step, "event": s.label, "users": s.users, "from previous": s.from_previous,
+# Step 1 has no previous step: everyone who entered is there, so 100 % (a blank read as "None" in the table).
+table = [{"step": s.step, "event": s.label, "users": s.users, "from previous": 1.0 if s.from_previous is None else s.from_previous,
           "from first": s.from_first, "dropped here": s.dropped} for s in result.steps]
 st.dataframe(table, hide_index=True, width="stretch", column_config={
     "from previous": st.column_config.NumberColumn(format="percent"),
