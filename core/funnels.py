@@ -223,7 +223,7 @@ class FunnelResult:
     spec: FunnelSpec
     steps: list[StepStat]
     breakdown: pd.DataFrame | None  # group, step, label, users, from_previous, from_first
-    trend: pd.DataFrame  # period, started, reached_2.., completed, conversion
+    trend: pd.DataFrame  # period, started, reached_2.., conversion, complete (window over), finishers (last-step users)
     timings: list[StepTiming]  # k -> k+1
     total_timing: StepTiming | None  # step 1 -> last step
     seconds: float = 0.0
@@ -765,6 +765,18 @@ def _trend_frame(cur: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> pd.DataFra
     ).df()
     last = f"reached_{n}" if n > 1 else "started"
     frame["conversion"] = frame[last] / frame["started"]
+    # A period whose users have not all had the whole window before the range ends cannot have converted
+    # yet: it is marked, so a falling line at the end is not read as a falling business.
+    end = spec.end or cur.execute("SELECT max(ts) FROM events").fetchall()[0][0]
+    step = pd.Timedelta(days=7 if unit == "week" else 1)
+    frame["complete"] = [end is not None and p + step + spec.window <= pd.Timestamp(end) for p in frame["period"]]
+    # The plainer count: users with the last step's event in each period, whatever funnel they were on.
+    unit_rows = cur.execute(
+        f"SELECT date_trunc('{unit}', ts) AS period, count(DISTINCT user_id) AS finishers FROM events "
+        f"WHERE event_name = ?{' AND ts >= ?' if spec.start else ''}{' AND ts < ?' if spec.end else ''} GROUP BY 1",
+        [spec.steps[-1].event_name, *([spec.start] if spec.start else []), *([spec.end] if spec.end else [])]).df()
+    frame = frame.merge(unit_rows, on="period", how="left")
+    frame["finishers"] = frame["finishers"].fillna(0).astype(int)
     return frame
 
 

@@ -136,6 +136,18 @@ st.caption(f"Answered in {result.seconds:.2f} s.")
 
 
 
+def trend_chart(frame, unit: str) -> go.Figure:  # noqa: ANN001 - the funnel's trend frame
+    """Conversion of each period's entrants (line; hollow where the window is not over) over their number (bars)."""
+    fig = go.Figure()
+    fig.add_bar(x=frame["period"], y=frame["started"], name="entrants", yaxis="y2", marker_color="rgba(150,150,150,0.35)")
+    fig.add_scatter(x=frame["period"], y=frame["conversion"], name="conversion", mode="lines+markers",
+                    marker={"symbol": ["circle" if done else "circle-open" for done in frame["complete"]], "size": 7},
+                    line={"color": "#1f77b4"})
+    return fig.update_layout(title=f"Conversion of each {unit}'s entrants", yaxis={"tickformat": ".1%", "title": "conversion"},
+                             yaxis2={"overlaying": "y", "side": "right", "title": "entrants", "showgrid": False},
+                             legend={"orientation": "h", "y": -0.2}, margin={"l": 10, "r": 10})
+
+
 def funnel_chart() -> go.Figure:
     fig = go.Figure(go.Funnel(y=[s.label for s in result.steps], x=[s.users for s in result.steps],
                               textinfo="value+percent previous+percent initial"))
@@ -172,11 +184,24 @@ if result.breakdown is not None and not result.breakdown.empty:
 left, right = st.columns(2)
 with left:
     if not result.trend.empty:
-        show_chart(lambda: px.line(result.trend, x="period", y="conversion", markers=True,
-                                   title=f"Conversion by {trend} of the first step",
-                                   labels={"period": "", "conversion": "conversion"},
-                                   hover_data=["started"]).update_yaxes(tickformat=".1%"),
-                   key="funnel_trend_chart", inputs=(spec,), reads=ALL_BUT_COPY)
+        last_step = steps[-1]
+        view = st.radio("Over time", ["entrants", "finishers"], horizontal=True, key="funnel_trend_view",
+                        format_func=lambda v: {"entrants": f"Conversion of each {trend}'s entrants",
+                                               "finishers": f"Users with a {last_step} per {trend}"}[v])
+        if view == "entrants":
+            show_chart(lambda: trend_chart(result.trend, trend), key="funnel_trend_chart", inputs=(spec, view),
+                       reads=ALL_BUT_COPY)
+            open_days = int((~result.trend["complete"]).sum())
+            st.caption(f"Each {trend} counts the users whose first {steps[0]} fell in it (bars, right axis), as converted if "
+                       f"they completed the funnel by the end of the range. Early {trend}s had longer to do so, so the "
+                       "line can drift down at the end with nothing wrong"
+                       + (f"; the last {count(open_days, trend)} (hollow) have not had the whole window yet." if open_days
+                          else "."))
+        else:
+            show_chart(lambda: px.bar(result.trend, x="period", y="finishers",
+                                      title=f"Users with a {last_step} each {trend} (in or out of this funnel)",
+                                      labels={"period": "", "finishers": "users"}),
+                       key="funnel_finishers_chart", inputs=(spec, view), reads=ALL_BUT_COPY)
 with right:
     timed = [t for t in result.timings if t.users]
     if timed:

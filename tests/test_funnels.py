@@ -176,6 +176,9 @@ def test_trend_groups_users_by_their_first_step(shop: Store) -> None:
     assert trend["conversion"].tolist() == [pytest.approx(0.6), 1.0]
     weekly = funnel(shop, FunnelSpec.of("view", "add_to_cart", window="7d", trend="week")).trend
     assert weekly["started"].sum() == 6
+    # Days whose users have not had the whole 7-day window before the log ends are marked, not hidden.
+    assert trend["complete"].tolist() == [True, False]
+    assert trend["finishers"].tolist() == [3, 1]  # users with an add_to_cart that day, the plainer count
 
 
 def test_index_follows_new_events_and_results_are_cached(shop: Store) -> None:

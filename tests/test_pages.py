@@ -200,6 +200,10 @@ def test_funnel_page_counts_the_demo_funnel_and_breaks_it_down(demo_db: Path, mo
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Entered the funnel"].replace(",", "")) > 0
     assert "Users reaching each step" in chart_titles(at)
+    assert "Conversion of each day's entrants" in chart_titles(at)
+    assert any("have not had the whole window yet" in c.value for c in at.caption)
+    at.radio(key="funnel_trend_view").set_value("finishers").run()
+    assert any(t.startswith("Users with a purchase each day") for t in chart_titles(at))
 
     offered = at.selectbox(key="funnel_breakdown").options
     assert "device" in offered and not {"product id", "session id", "demo group"} & set(offered)  # ids only on purpose
