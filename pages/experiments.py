@@ -17,7 +17,10 @@ ensure_shell()
 store = get_store()
 st.title("Experiments")
 st.caption("Copy variants of a campaign side by side: users exposed, who converted, with intervals and a significance test. "
-           "Users are counted, not sessions: variants are assigned per user.")
+           "A user is exposed at their first event of the campaign and converts with the conversion event within the "
+           "window, by any path; users are counted, not sessions. Funnels broken down by variant count a user by their "
+           "first step-1 event and through every step, so their rates differ.")
+st.page_link("pages/funnels.py", label="The same variants step by step: Funnels", icon=":material/filter_alt:")
 
 campaigns = cached_read(experiments.list_campaigns)
 if campaigns.empty:

@@ -166,6 +166,13 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
 
 if result.breakdown is not None and not result.breakdown.empty:
     st.subheader(f"By {labels.get(breakdown, breakdown)}")
+    if breakdown in ("variant_id", "campaign"):
+        # The two pages count a variant differently; each says how, so their numbers are read, not compared blindly.
+        st.caption(f"Here a user belongs to the {labels.get(breakdown, breakdown)} on their first {steps[0]} event in the range, "
+                   f"and converts by going through every step. Experiments counts everyone who saw a variant, from their "
+                   f"first event of the campaign, and any {steps[-1]} within the window: more users, a different rate. "
+                   "The two agree for a two-step funnel counted from the first touch when every visit carries the campaign.")
+        st.page_link("pages/experiments.py", label="Which variant converts, tested: Experiments", icon=":material/science:")
     frame = result.breakdown
 
     def breakdown_chart() -> go.Figure:

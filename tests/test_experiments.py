@@ -176,3 +176,22 @@ def test_an_undecided_test_says_how_many_more_users_would_decide_and_a_losing_ch
     assert "more users per variant" in result.need.sentence()
     behind = experiment(tmp_store, ExperimentSpec("spring", control="V-B"))
     assert behind.need is None and "no challenger converts better than control V-B" in behind.verdict
+
+
+def test_funnels_by_variant_and_experiments_agree_where_their_definitions_coincide(tmp_store: Store) -> None:
+    """Experiments: exposed = a user's first event of the campaign; converted = a purchase within the window.
+    A two-step funnel (view -> purchase, first touch, same window) broken down by variant counts the same
+    users when every view carries the campaign, so the two pages must give the same numbers there."""
+    from core.funnels import FunnelSpec, funnel
+
+    rows: list = []
+    for i in range(30):
+        _user(rows, f"a{i}", "V-A", convert_after_min=30 if i % 3 == 0 else None, sessions=2)
+        _user(rows, f"b{i}", "V-B", convert_after_min=60 * 24 * 8 if i % 5 == 0 else (30 if i % 2 == 0 else None))
+    add_events(tmp_store, rows)
+    exp = {v.variant_id: (v.exposed, v.converted) for v in experiment(tmp_store, ExperimentSpec("spring", window="7d")).variants}
+    result = funnel(tmp_store, FunnelSpec.of("view", "purchase", window="7d", first_touch_only=True, breakdown="variant_id"))
+    by = result.breakdown
+    entered = by[by.step == 1].set_index("group")["users"].to_dict()
+    completed = by[by.step == 2].set_index("group")["users"].to_dict()
+    assert {v: (entered[v], completed[v]) for v in exp} == exp
