@@ -52,6 +52,14 @@ def count(store: Store) -> int:
     return store.count("products")
 
 
+def main_currency(store: Store) -> str | None:
+    """The currency most of the catalog is priced in (revenue in the event log is in it too); None if no prices say."""
+    with store.cursor() as cur:
+        row = cur.execute("SELECT currency FROM products WHERE currency IS NOT NULL AND currency <> '' "
+                          "GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1").fetchall()
+    return row[0][0] if row else None
+
+
 def facets(store: Store) -> Facets:
     with store.cursor() as cur:
         categories = [r[0] for r in cur.execute("SELECT DISTINCT category FROM products WHERE category IS NOT NULL ORDER BY 1").fetchall()]

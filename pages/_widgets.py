@@ -46,6 +46,35 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
+_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+
+
+def money(value: float | None, currency: str | None, *, cents: bool = False) -> str:
+    """'$1,204', '€89.50', '1,204 BRL': money always with its currency, never a bare number."""
+    if value is None or value != value:
+        return "—"
+    amount = f"{value:,.2f}" if cents else f"{value:,.0f}"
+    sign = _SIGNS.get((currency or "").upper())
+    return f"{sign}{amount}" if sign else f"{amount} {currency}" if currency else amount
+
+
+def measure(value: float | None, unit: str, currency: str | None = None) -> str:
+    """A number as people read it, by its unit: shares as percentages, counts with separators, never 8.95e+03."""
+    if value is None or value != value:
+        return "—"
+    if unit == "share":
+        return f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
+    if unit == "money":
+        return money(value, currency)
+    if unit == "days":
+        return f"{value:,.0f} days" if value >= 10 else f"{value:.1f} days"
+    if unit == "seconds":
+        return duration(value)
+    if unit == "ratio":
+        return f"{value:.2f}×"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}".rstrip("0").rstrip(".")
+
+
 def date_range(store: Store, key: str) -> tuple[datetime | None, datetime | None]:
     """A date range within the event log's span; returns (start, end-exclusive) or (None, None) for all of it."""
     first, last = event_span(store)

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import segments
+from core import catalog, segments
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.segments import FEATURE_SETS, rfm
@@ -15,7 +15,7 @@ from core.segments.profiles import compare, order_facts
 from core.segments.runs import rewrite_personas, run_title
 from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
-from pages._widgets import VIEWER_HELP, count, plain, show_chart, show_error
+from pages._widgets import VIEWER_HELP, count, measure, money, plain, show_chart, show_error
 
 ensure_shell()
 store = get_store()
@@ -70,6 +70,14 @@ with st.expander("Run a new segmentation", expanded=not cached_read(segments.lis
         title = run_title(run.method, run.k, run.created_at, use_text=bool(run.params.get("use_text")))
         st.success(plain(f"Saved {title}: {count(run.users, 'user')} in {count(len(run.segments), 'segment')}."))
 
+def separation(silhouette: float | None) -> str:
+    """The silhouette in words: what a product manager needs to know is whether the segments are real."""
+    if silhouette is None:
+        return "—"
+    return ("well separated" if silhouette >= 0.5 else "clearly separated" if silhouette >= 0.25
+            else "weakly separated" if silhouette >= 0.1 else "barely separated")
+
+
 runs = cached_read(segments.list_runs, reads=ALL_BUT_COPY)
 if not runs:
     st.info("No segmentation yet: run one above. It needs an event log (upload one, or seed the demo store).")
@@ -85,9 +93,10 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Users", f"{run.users:,}")
 m2.metric("Segments", run.k)
 silhouette = run.quality.get("silhouette")
-m3.metric("Silhouette", "—" if silhouette is None else f"{silhouette:.2f}",
-          help="How well separated the clusters are, from -1 to 1; above 0.25 is a usable structure on behaviour data.")
-m4.metric("Method", run.method)
+m3.metric("Separation", separation(silhouette),
+          help="How distinct the segments are (the silhouette, from -1 to 1"
+               + ("" if silhouette is None else f"; this run: {silhouette:.2f}") + "): above 0.25 is a usable structure on behaviour data.")
+m4.metric("Method", {"kmeans": "Behaviour clusters", "rfm": "RFM rules"}.get(run.method, run.method.replace("_", " ")))
 if run.params.get("description"):  # a saved list (core.segments.saved_lists): no clusters, so say where it came from
     list_source = run.params.get("source") or {}
     st.caption(plain(f"{run.params.get('name', '')}: {run.params['description']}"
@@ -99,6 +108,7 @@ if run.method == "rfm":
     st.caption(f"Recent means a last order within {run.params.get('rfm_horizon_days', 90):g} days of the log's end.")
 
 names = {s.segment_id: s.name for s in run.segments}
+currency = cached_read(catalog.main_currency, reads=ALL_BUT_COPY)
 left, right = st.columns([3, 2])
 with left:
     if run.map is not None and not run.map.empty:
@@ -155,14 +165,15 @@ for row_start in range(0, len(run.segments), 3):
                 if detail.fallback_note:
                     st.info(plain(detail.fallback_note))
             a, b = st.columns(2)
-            a.metric("Conversion", f"{p.conversion_rate:.1%}")
-            b.metric("Order value", "—" if p.aov is None else f"{p.aov:,.0f}")
-            facts = [f"median orders {p.frequency_median:g}, spend {p.monetary_median:,.0f}"]
+            a.metric("Ordered", f"{p.conversion_rate:.1%}", help="Share of the segment's users who ordered in the log.")
+            b.metric("Order value", money(p.aov, currency), help="Revenue per order.")
+            # What sets the segment apart first (its largest real differences), then where its activity goes.
+            facts = [f"{d.label}: {measure(d.segment, d.unit, currency)} against {measure(d.base, d.unit, currency)} for everyone"
+                     for d in p.differences[:3]]
             if p.top_categories:
-                facts.append("top categories: " + ", ".join(f"{c} {s:.0%}" for c, s in p.top_categories[:3]))
+                facts.append("most viewed: " + ", ".join(f"{c} {s:.0%}" for c, s in p.top_categories[:3]))
             if p.top_devices:
                 facts.append("devices: " + ", ".join(f"{d} {s:.0%}" for d, s in p.top_devices[:3]))
-            facts += [f"{d.label}: {d.segment:,.3g} vs {d.base:,.3g} for everyone" for d in p.differences[:3]]
             st.caption(plain("; ".join(facts)))
             if detail is not None and detail.facts:
                 with st.expander("The numbers the persona was written from"):

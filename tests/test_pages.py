@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from pathlib import Path
 
@@ -264,6 +266,10 @@ def test_segments_page_runs_a_segmentation_and_shows_personas_map_and_propensity
     at.button(key="seg_run").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any(s.value.startswith("Saved 5 behaviour segments · ") for s in at.success), [s.value for s in at.success]
+    cards = [c.value for c in at.caption if "for everyone" in c.value or "most viewed" in c.value]
+    assert cards and not any(re.search(r"\de[+-]\d", c) for c in cards), cards  # 8,950, never 8.95e+03
+    assert {m.label: m.value for m in at.metric}["Separation"] in ("well separated", "clearly separated", "weakly separated",
+                                                                   "barely separated")
     assert {m.label: m.value for m in at.metric}["Segments"] == "5"
     assert any(t.startswith("Users on a 2-D map") for t in chart_titles(at))
     assert len(at.get("download_button")) >= 5  # one export per persona card

@@ -333,12 +333,17 @@ def template_persona(p: SegmentProfile, base: SegmentProfile, facts: Sequence[Fa
     noun = "customers" if p.conversion_rate >= max(2 * base.conversion_rate, 0.05) else "shoppers"
     name = " ".join(words + [noun]) if words else f"Typical {noun}"
     name = name[0].upper() + name[1:]
-    first = (f"{p.size:,} {'user' if p.size == 1 else 'users'} ({_pct(p.share)} of all users); {_pct(p.conversion_rate)} ordered in the period "
-             f"against {_pct(base.conversion_rate)} of all users, bringing {_pct(p.revenue_share)} of revenue.")
-    sentences = [first]
+    # What sets them apart leads; ordering is cited only when it differs ("3 % ordered against 3 %" says nothing).
+    sentences = []
     if p.differences:
         parts = [f"{d.label} ({_value(d.unit, d.segment)} vs {_value(d.unit, d.base)})" for d in p.differences[:2]]
         sentences.append("They stand out on " + " and ".join(parts) + ".")
+    ordering_differs = abs(p.conversion_rate - base.conversion_rate) > max(0.005, 0.25 * base.conversion_rate)
+    sentences.append(
+        f"{p.size:,} {'user' if p.size == 1 else 'users'} ({_pct(p.share)} of all users)"
+        + (f"; {_pct(p.conversion_rate)} ordered in the period against {_pct(base.conversion_rate)} of all users"
+           if ordering_differs else "")
+        + f", bringing {_pct(p.revenue_share)} of revenue.")
     where = []
     if p.top_categories:
         c, s = p.top_categories[0]

@@ -113,6 +113,12 @@ class SegmentProfile:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+def _pooled(shares: pd.Series, weights: pd.Series) -> float:
+    """A share over all the users' views or sessions together (not the mean of each user's share)."""
+    w = weights.fillna(0)
+    return float((shares.fillna(0) * w).sum() / w.sum()) if w.sum() > 0 else 0.0
+
+
 def _card(seg_id: str, f: pd.DataFrame, n_all: int, revenue_all: float, cat_cols: list[str], dev_cols: list[str], top: int) -> SegmentProfile:
     n = len(f)
     freq = f["frequency"].fillna(0)
@@ -213,9 +219,15 @@ def profile_segments(
                 unit = feature_help(c).unit
             except KeyError:
                 unit = ""
+            segment_value, base_value = float(seg_mean_raw[i]), float(base_mean_raw[i])
+            if c.startswith(("cat:", "device:")):
+                # Said as the card's top categories and devices are (share of all the segment's views or
+                # sessions), so "activity in Outdoor Gear 52 %" never sits beside "most of it in Apparel (31 %)".
+                weight = "views" if c.startswith("cat:") else "sessions"
+                segment_value = _pooled(features.loc[mask, c], features.loc[mask, weight])
+                base_value = _pooled(features[c], features[weight])
             card.differences.append(Difference(
-                feature=c, label=label_of(c), unit=unit, segment=float(seg_mean_raw[i]),
-                base=float(base_mean_raw[i]), std_diff=float(d[i]),
+                feature=c, label=label_of(c), unit=unit, segment=segment_value, base=base_value, std_diff=float(d[i]),
             ))
         profiles.append(card)
     return profiles, base
