@@ -101,3 +101,19 @@ def test_a_gate_halves_the_score_and_ranks_the_variant_after_usable_ones() -> No
     assert (scores[1].rank, scores[0].rank) == (1, 2)
     assert scores[0].overall <= 50 and scores[0].explanation.startswith("not usable as is (price headline)")
     assert scores[0].to_dict()["usable"] is False and scores[0].to_dict()["gates"][0]["field"] == "headline"
+
+
+def test_model_numbers_the_data_lacks_and_prices_written_as_data_are_refused() -> None:
+    """Read in the 50-product run: "Larder Lane A26000 Steel", "Northline M3 Merino Base Layer", "XS-XXL 120.99 USD"."""
+    from core.copy.channels import get_channel
+    from core.copy.facts import ProductFacts
+    from core.copy.gates import asset_gates
+
+    rsa = get_channel("google_rsa")
+    press = ProductFacts("P", "Larder Lane Coast 350 ml Insulated Steel French Press", "Larder Lane", "Home & Kitchen", 45.95, "USD",
+                         "Made of VG-10 steel; fits a 2-person breakfast.", {"type": "french press"})
+    kinds = lambda text: {g.gate for g in asset_gates({"headline": text, "description": "Holds 350 ml of coffee."}, rsa, press)}
+    assert "invented" in kinds("Larder Lane A26000 Steel")
+    assert "invented" not in kinds("VG-10 Steel French Press") | kinds("2-Person French Press") | kinds("350ml French Press")
+    assert "data_label" in kinds("French Press 45.95 USD")
+    assert "data_label" not in kinds("French Press for $45.95")

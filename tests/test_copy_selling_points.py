@@ -165,7 +165,7 @@ def test_a_bullet_with_a_number_and_a_benefit_leads_cut_where_it_pauses() -> Non
     top = selling_points(REMOTE)[0]
     assert top.text.startswith("Baby remote control plays more than 45 sing-along songs")
     assert top.text.endswith(("songs.", "effects.")) and len(top.text) <= 90
-    assert top.headline == "More Than 45 Sing-along Songs"
+    assert top.headline == "More Than 45 Sing-Along Songs"
     assert "45" in top.terms
     # Who it is for is information, not the reason to buy: it ranks last.
     assert "months" in selling_points(REMOTE)[-1].text

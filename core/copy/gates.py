@@ -35,6 +35,8 @@ _DATA_LABELS = frozenset({
 })
 _PRICE = r"(?:[$€£¥₹]\s*\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s*(?:USD|EUR|GBP|JPY|INR|[$€£¥₹]))"
 _PRICE_ONLY = re.compile(rf"^\W*(?:only|just|from|now)?\W*{_PRICE}\W*$", re.IGNORECASE)
+# A price as the data holds it ("120.99 USD"), not as a shopper reads it ("$120.99").
+_PRICE_AS_DATA = re.compile(r"\b\d[\d,]*(?:\.\d{1,2})?\s?(?:USD|EUR|GBP|CAD|AUD|JPY|INR|CHF|SEK|NOK|DKK|PLN|BRL|MXN)\b")
 _FAKE_REPLY = re.compile(r"^\s*(?:yes|no|sure|ok|okay)\b\s*[,.!]|^\s*(?:re|fw|fwd)\s*:|\byour order (?:is|has|#)|\border (?:confirmation|#\s*\d)", re.IGNORECASE)
 _FIRST_PERSON = re.compile(r"\b(?:hello|hi),? i am\b|\bi am an?\b|\bi'm an?\b|\bmy name is\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]?\s*$")
@@ -157,10 +159,29 @@ def _is_word(word: str, english: frozenset[str], data: frozenset[str]) -> bool:
     return (word.isupper() or word[1:].islower()) and any(low[:i] in english and low[i:] in english for i in range(3, len(low) - 2))
 
 
+# A model number or code: letters and digits in one token ("A26000", "M3", "VG-10"); a number glued to its
+# unit ("250ml", "20W") is a measure, not a code.
+_CODE = re.compile(r"(?<![\w-])(?=[\w-]*[^\W\d_])(?=[\w-]*\d)[\w]+(?:-[\w]+)*(?![\w-])")
+_GLUED_MEASURE = re.compile(r"^\d+(?:[.,]\d+)?(?:ml|l|g|kg|mg|mm|cm|m|oz|lbs?|w|v|mah|gsm|h|hrs?|in|ft|pcs?|pk|x)$"
+                            r"|^\d+(?:-[^\W\d_]+)+$", re.I)  # "2-Person", "10-Piece": a count, which the number check reads
+
+
+def _data_codes(facts: ProductFacts) -> frozenset[str]:
+    texts = [str(v) for v in facts.field_values().values()]
+    texts += [t for k, v in facts.attributes.items() for t in (k, *iter_values(v))]
+    return frozenset(c.lower() for t in texts for c in _CODE.findall(t))
+
+
 def invented_words(value: str, facts: ProductFacts) -> list[str]:
-    """Words of 4+ letters that are neither English nor in the product's data ("Glacón Blue", "BigFig Pedimento")."""
+    """Words of 4+ letters that are neither English nor in the product's data ("Glacón Blue", "BigFig Pedimento"),
+    and model numbers the data does not have ("Larder Lane A26000 Steel", "Northline M3 Merino")."""
     english, data = _english(), _data_words(facts)
-    return [w for w in dict.fromkeys(_WORD.findall(value)) if len(w) >= 4 and not _is_word(w, english, data)]
+    words = [w for w in dict.fromkeys(_WORD.findall(value)) if len(w) >= 4 and not _is_word(w, english, data)]
+    codes = [c for c in dict.fromkeys(_CODE.findall(value)) if not _GLUED_MEASURE.match(c)]
+    if codes:
+        known = _data_codes(facts)
+        words += [c for c in codes if c.lower() not in known]
+    return words
 
 
 def _thin(value: str, facts: ProductFacts) -> bool:
@@ -202,6 +223,10 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
         if labelled:  # quoted from the label on: the start of the field may be fine ("Made of steel. Capacity: 750 ml.")
             failures.append(GateFailure("data_label", fspec.key,
                                         f"{label} echoes a data label ({value[labelled.start(1):][:40]!r}), not copy."))
+        priced = _PRICE_AS_DATA.search(value)
+        if priced and not (short and _PRICE_ONLY.match(value)):
+            failures.append(GateFailure("data_label", fspec.key, f"{label} writes the price as data ({priced.group(0)!r}); "
+                                        "say it as a shopper reads it, with the currency sign."))
         if short and _PRICE_ONLY.match(value):
             failures.append(GateFailure("price_headline", fspec.key, f"{label} is only a price ({value!r}); say what the product does."))
         # A listing's own title field is where the title belongs; elsewhere it is pasted, not written.

@@ -257,6 +257,8 @@ def title_case(text: str) -> str:
     for i, w in enumerate(words):
         if w.replace("'", "").isalpha() and w.islower() and len(w) > 2 and (i == 0 or w not in _MINOR):  # "chef's" too
             w = w[0].upper() + w[1:]
+        elif "-" in w and w.replace("-", "").replace("'", "").isalpha() and w.islower():  # "t-shirt" -> "T-Shirt"
+            w = "-".join(part[:1].upper() + part[1:] for part in w.split("-"))
         out.append(w)
     return " ".join(out)
 
