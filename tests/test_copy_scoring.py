@@ -297,3 +297,14 @@ def test_a_number_stays_with_what_it_measures() -> None:
     assert [c.text for c in claims_in("Weighs 750 ml.", evidence)] == ["750 ml"]
     for honest in ("A 10,000 mm waterproof rating.", "Holds 750 ml and weighs 380 g.", "10000 mm of rain protection."):
         assert claims_in(honest, evidence) == [], honest
+
+
+def test_the_price_said_without_its_currency_is_not_a_count() -> None:
+    """Read in the 50-product run: "30 Threadworks T-Shirts" for a $30 shirt."""
+    from core.copy.facts import ProductFacts
+    from core.copy.scoring import Evidence, claims_in
+
+    shirt = Evidence(ProductFacts("P", "Threadworks Orbit T-Shirt", "Threadworks", "Apparel", 30.0, "USD", "A relaxed cotton tee."))
+    assert [c.reason for c in claims_in("30 Threadworks T-Shirts", shirt)] == [
+        "the data's 30 is the price; said without its currency it reads as a count"]
+    assert claims_in("Yours for $30", shirt) == [] and claims_in("T-Shirt, 30 USD", shirt) == []

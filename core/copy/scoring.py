@@ -169,6 +169,8 @@ FAMOUS_BRANDS: tuple[str, ...] = (
     "Amazon", "Walmart", "IKEA", "Dyson", "Lululemon", "Under Armour", "Cetaphil", "CeraVe",
 )
 
+_PRICE_SIGN = re.compile(r"[$€£¥₹]\s?$|\b(?:USD|EUR|GBP|price|for|at|only|just)\s?$", re.IGNORECASE)
+_PRICE_AFTER = re.compile(r"\s?(?:USD|EUR|GBP|dollars?|euros?|pounds?)\b", re.IGNORECASE)
 _NUMBER = re.compile(
     r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
     # Units in any case: headlines are Title Case ("380 Litres") and Amazon bullets shout ("750 ML").
@@ -292,8 +294,12 @@ class Evidence:
                 self.unit_numbers |= {(n, unit) for n in found}
             elif isinstance(value, (int, float)):
                 self.free_numbers |= found
+        # The price, when no other fact holds its number: "30 Threadworks T-Shirts" of a $30 shirt is not a count.
+        self.price_only: str | None = None
         if facts.price is not None:
-            self.numbers.add(norm_number(*f"{facts.price:.2f}".split(".")))
+            price = norm_number(*f"{facts.price:.2f}".split("."))
+            self.price_only = price if price not in self.numbers else None
+            self.numbers.add(price)
         self.false_keys = {attribute_key(k) for k, v in facts.attributes.items() if v is False}
         self.true_keys = {attribute_key(k) for k, v in facts.attributes.items() if v not in (False, None, "", [], {})}
         self.sizes = _sizes_in(self.original)
@@ -429,6 +435,11 @@ def claims_in(text: str, evidence: Evidence, field_name: str = "") -> list[Claim
                                f"the data's {m.group(0).strip()} is the {' / '.join(sorted(known))}, not the {' / '.join(sorted(said))}"))
             continue
         if unit is None:
+            if value == evidence.price_only and not _PRICE_SIGN.search(text[max(0, m.start() - 4):m.start()]) \
+                    and not _PRICE_AFTER.match(text[m.end():]):
+                found.append(Claim(field_name, m.group(0).strip(), "number",
+                                   f"the data's {m.group(0).strip()} is the price; said without its currency it reads as a count"))
+                continue
             if value in evidence.numbers:
                 continue
             reason = "number not in product data"
