@@ -64,8 +64,9 @@ with st.container(border=True):
                         key=f"copy_n_{'ads' if pooled else 'variants'}",
                         help="Each ad is assembled from every answer the model writes: up to 15 headlines and 4 descriptions."
                         if pooled else None)
-    temperature = c4.slider("Temperature", 0.1, 1.5, 0.8, 0.1, key="copy_temperature",
-                            help="Higher: more varied wording, more misses (which the code then rejects or repairs).")
+    temperature = c4.slider("Variety", 0.1, 1.5, 0.8, 0.1, key="copy_temperature",
+                            help="The model's temperature. Higher: more varied wording, more misses (which the code then "
+                                 "rejects or repairs); lower: safer, more alike.")
     # Segments of the recent runs (a clustering, a saved drop-off list…), newest first: the latest
     # run alone would hide a list saved from a funnel as soon as someone re-clusters.
     segment_choices: dict[tuple[str, str], tuple[str, str]] = {}
@@ -327,8 +328,10 @@ for product_id in dict.fromkeys(v.product_id for v in shown):
         st.subheader(plain(detail.product["title"] if detail else product_id))
     diversity = variants[0].scores.get("set", {}) if variants and isinstance(variants[0].scores.get("set"), dict) else {}
     if diversity:
-        st.caption(f"Across this set: distinct-2 {diversity.get('distinct_2', 0):.2f} (share of word pairs not repeated; "
-                   f"higher is more varied), self-BLEU {diversity.get('self_bleu', 0):.2f} (overlap between variants; lower is more varied).")
+        st.caption(f"How different these variants are: {diversity.get('distinct_2', 0):.0%} of their word pairs are not "
+                   f"repeated, and they overlap {diversity.get('self_bleu', 0):.0%} with each other.",
+                   help="Distinct-2 (share of word pairs used once; higher is more varied) and self-BLEU (overlap between "
+                        "variants; lower is more varied).")
     if spec.pooled:
         for v in variants:
             with st.container(border=True):

@@ -45,11 +45,14 @@ with st.container(border=True):
     c1, c2, c3, c4 = st.columns([1, 1, 1.3, 1.2])
     amount = c1.number_input("Window", min_value=1, max_value=2160, value=7, key="funnel_window_n")
     unit = c2.selectbox("unit", ["days", "hours", "minutes"], key="funnel_window_unit", label_visibility="hidden")
-    mode = c3.radio("Counting", ["ordered", "strict"], horizontal=True, key="funnel_mode",
-                    help="ordered: steps in time order within the window (ClickHouse windowFunnel). "
-                         "strict: no other funnel step between two consecutive steps.")
-    first_touch = c4.checkbox("First touch only", key="funnel_first_touch",
-                              help="Count only the chain that starts at each user's first step-1 event.")
+    mode = c3.radio("Steps must come", ["ordered", "strict"], horizontal=True, key="funnel_mode",
+                    format_func=lambda m: {"ordered": "in order", "strict": "one right after another"}[m],
+                    help="In order: each step after the one before, within the window, other steps in between allowed "
+                         "(ordered counting, as ClickHouse's windowFunnel). One right after another: no other funnel "
+                         "step between two consecutive steps (strict counting).")
+    first_touch = c4.checkbox("From each user's first visit to step 1", key="funnel_first_touch",
+                              help="Count only the path that starts at each user's first step-1 event (first touch); "
+                                   "otherwise any of their step-1 events may start it.")
     d1, d2, d3 = st.columns([2, 2, 1])
     with d1:
         start, end = date_range(store, key="funnel_dates")
