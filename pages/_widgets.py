@@ -341,3 +341,13 @@ def everyday_keys(options: Sequence[Any], chosen_key: str, all_key: str) -> list
     wanted = bool(st.session_state.get(all_key))
     chosen = st.session_state.get(chosen_key)
     return [o.key for o in options if wanted or o.everyday or o.key == chosen]
+
+
+# One colour per segment on every page: the map, the sizes, a funnel broken down by the run.
+SEGMENT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+                   "#17becf", "#393b79", "#ad494a")
+
+
+def segment_colors(names: Sequence[str]) -> dict[str, str]:
+    """Segment name -> colour, by the run's own order (largest first), the same wherever the run is drawn."""
+    return {name: SEGMENT_PALETTE[i % len(SEGMENT_PALETTE)] for i, name in enumerate(names)} | {"(none)": "#c7c7c7"}

@@ -13,7 +13,9 @@ from core.funnels import Condition, FunnelSpec, Step
 from core.segments.saved_lists import MAX_NAME_CHARS, save_dropped_as_segment
 from pages._resources import ALL_BUT_COPY, cached_read, get_store
 from pages._shell import ensure_shell
-from pages._widgets import VIEWER_HELP, count, date_range, duration, everyday_keys, plain, show_chart, show_error
+from pages._widgets import (
+    VIEWER_HELP, count, date_range, duration, everyday_keys, plain, segment_colors, show_chart, show_error,
+)
 
 ensure_shell()
 store = get_store()
@@ -178,8 +180,13 @@ if result.breakdown is not None and not result.breakdown.empty:
         st.page_link("pages/experiments.py", label="Which variant converts, tested: Experiments", icon=":material/science:")
     frame = result.breakdown
 
+    # A segmentation's segments keep the colours the Segments page gives them.
+    run_colors = (segment_colors([s.name for s in cached_read(segments.load_run, breakdown[len("segment:"):],
+                                                               reads=ALL_BUT_COPY).segments])
+                  if breakdown and breakdown.startswith("segment:") else None)
+
     def breakdown_chart() -> go.Figure:
-        fig = px.bar(frame, x="label", y="from_first", color="group", barmode="group",
+        fig = px.bar(frame, x="label", y="from_first", color="group", barmode="group", color_discrete_map=run_colors,
                      title=f"Share of step-1 users reaching each step, by {labels.get(breakdown, breakdown)}",
                      labels={"label": "", "from_first": "from step 1", "group": ""}, hover_data=["users"])
         return fig.update_yaxes(tickformat=".0%")

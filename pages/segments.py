@@ -15,7 +15,7 @@ from core.segments.profiles import compare, order_facts
 from core.segments.runs import rewrite_personas, run_title
 from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_store, note_engine_loaded
 from pages._shell import ensure_shell
-from pages._widgets import VIEWER_HELP, count, measure, money, plain, show_chart, show_error
+from pages._widgets import VIEWER_HELP, count, measure, money, plain, segment_colors, show_chart, show_error
 
 ensure_shell()
 store = get_store()
@@ -108,20 +108,29 @@ if run.method == "rfm":
     st.caption(f"Recent means a last order within {run.params.get('rfm_horizon_days', 90):g} days of the log's end.")
 
 names = {s.segment_id: s.name for s in run.segments}
+colors = segment_colors([s.name for s in run.segments])
 currency = cached_read(catalog.main_currency, reads=ALL_BUT_COPY)
 left, right = st.columns([3, 2])
 with left:
     if run.map is not None and not run.map.empty:
         frame = run.map.assign(segment=run.map["segment"].map(names).fillna(run.map["segment"]))
-        show_chart(lambda: px.scatter(frame, x="x", y="y", color="segment", opacity=0.6, hover_data=["user_id"],
+        show_chart(lambda: px.scatter(frame, x="x", y="y", color="segment", opacity=0.6, hover_data={"user_id": True, "x": False, "y": False},
+                                      color_discrete_map=colors, category_orders={"segment": list(colors)},
                                       title=f"Users on a 2-D map ({run.params.get('map_method', 'PCA')}), {len(frame):,} sampled",
-                                      labels={"x": "", "y": ""}).update_traces(marker={"size": 5}),
+                                      labels={"x": "", "y": "", "segment": ""})
+                   .update_traces(marker={"size": 5})
+                   # Only nearness means something on this map: the axes have no units, so they are not drawn.
+                   .update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+                   .update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+                   .update_layout(legend={"orientation": "h", "y": -0.05, "yanchor": "top"}),
                    key="seg_map", inputs=(run.run_id,), reads=ALL_BUT_COPY)
+        st.caption("Users near each other behave alike; the axes have no units.")
 with right:
     sizes = pd.DataFrame([{"segment": s.name, "users": s.size, "share": s.share, "revenue share": s.profile.revenue_share}
                           for s in run.segments])
-    show_chart(lambda: px.bar(sizes, x="users", y="segment", orientation="h", title="Segment sizes",
-                              hover_data=["share", "revenue share"]),
+    show_chart(lambda: px.bar(sizes, x="users", y="segment", orientation="h", title="Segment sizes", color="segment",
+                              color_discrete_map=colors, hover_data=["share", "revenue share"],
+                              labels={"segment": ""}).update_layout(showlegend=False),
                key="seg_sizes", inputs=(run.run_id,), reads=ALL_BUT_COPY)
     by_k = run.quality.get("silhouette_by_k")
     if by_k:

@@ -273,9 +273,18 @@ def test_segments_page_runs_a_segmentation_and_shows_personas_map_and_propensity
     assert {m.label: m.value for m in at.metric}["Segments"] == "5"
     assert any(t.startswith("Users on a 2-D map") for t in chart_titles(at))
     assert len(at.get("download_button")) >= 5  # one export per persona card
+    def colours(title_start: str) -> dict[str, str]:
+        spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                    if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith(title_start))
+        return {t["name"]: t["marker"]["color"] for t in spec["data"] if t.get("name")}
+
+    on_map = colours("Users on a 2-D map")
     at.button(key="seg_to_funnel").click().run()
     assert not at.exception
     assert at.selectbox(key="funnel_breakdown").value.startswith("segment:")
+    in_funnel = colours("Share of step-1 users reaching each step")
+    shared = set(on_map) & set(in_funnel)
+    assert shared and all(on_map[name] == in_funnel[name] for name in shared)  # one colour per segment, every page
 
 
 def test_propensity_is_scored_on_a_time_split_with_a_target_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
