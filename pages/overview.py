@@ -27,13 +27,13 @@ for col, (label, table) in zip(cols, [("Products", "products"), ("Users", "users
 steps = st.columns(4)
 runs = cached_read(segments.list_runs)
 path = (
-    ("pages/data_import.py", "1 · Bring your data", ":material/upload_file:",
+    ("pages/data_import.py", "1 · Your data", ":material/upload_file:",
      f"{counts['products']:,} products, {counts['events']:,} events" if counts["events"] else "a catalog and an event log"),
-    ("pages/copy_studio.py", "2 · Write ad copy", ":material/edit_note:",
+    ("pages/copy_studio.py", "2 · Write copy", ":material/edit_note:",
      f"{counts['copy_variants']:,} variants so far" if counts["copy_variants"] else "Google, Meta, email, Amazon"),
-    ("pages/segments.py", "3 · Find your segments", ":material/group_work:",
+    ("pages/segments.py", "3 · Segments", ":material/group_work:",
      f"{len(runs):,} segmentation{'s' if len(runs) != 1 else ''} saved" if runs else "behaviour, RFM, review text"),
-    ("pages/funnels.py", "4 · See what converts", ":material/filter_alt:", "by segment, campaign and copy variant"),
+    ("pages/funnels.py", "4 · What converts", ":material/filter_alt:", "by segment, campaign and copy variant"),
 )
 for col, (page, label, icon, note) in zip(steps, path):
     with col.container(border=True):

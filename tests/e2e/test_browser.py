@@ -123,6 +123,13 @@ def test_every_sidebar_page_opens(page: Page, shot: Shot, js_errors: list[str]) 
         go_to(page, label)
         expect(page.get_by_role("heading", level=1).first).to_be_visible()
         assert_no_exception(page)
+        # What a person reads: no raw run ids, no scientific notation, no None or nan (issue 16). Charts are
+        # drawn in SVG and tables on a canvas, so this reads the page's text, as a person skims it.
+        text = page.get_by_test_id("stMain").inner_text()
+        for pattern, what in ((r"\brun-\d{8}-\d{6}", "a raw run id"), (r"\b\d(?:\.\d+)?e[+-]\d+\b", "scientific notation"),
+                              (r"(?<![\w'])(?:None|nan|NaN)(?![\w'])", "None or nan")):
+            found = re.search(pattern, text)
+            assert found is None, f"{label}: {what} on the page: …{text[max(0, found.start() - 60):found.end() + 60]}…"
         shot(label)
     assert js_errors == []
 
