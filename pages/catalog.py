@@ -63,9 +63,8 @@ with browse_tab:
         st.subheader(plain(p["title"]))
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Price", "—" if pd.isna(p["price"]) else f"{p['price']:,.2f} {p['currency'] or ''}")
-        # Words, not numbers: a metric's big type cuts "Toys & Games" to "Toys & Game…"; text wraps instead.
-        m2.markdown(f"Category  \n**{plain(p['category'] or '—')}**")
-        m3.markdown(f"Brand  \n**{plain(p['brand'] or '—')}**")
+        m2.metric("Category", plain(p["category"] or "—"))  # a metric's value is markdown
+        m3.metric("Brand", plain(p["brand"] or "—"))
         m4.metric("Reviews", f"{detail.review_count:,}" + (f" · {detail.mean_rating:.1f}★" if detail.mean_rating else ""))
         if p["description"]:
             st.text(p["description"])
