@@ -71,7 +71,7 @@ def test_funnel_page_saves_dropped_users_as_a_segment(demo_db: Path) -> None:
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.selectbox(key="seg_run_id").value == run.run_id
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Segments"] == "2" and metrics["Silhouette"] == "—"
+    assert metrics["Segments"] == "2" and metrics["Separation"] == "—"
     assert any("did not go on to checkout" in c.value for c in at.caption)
     assert len(at.get("download_button")) >= 2  # one export per segment card
 
