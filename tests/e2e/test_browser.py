@@ -274,7 +274,8 @@ def test_write_copy_approve_and_export(page: Page, shot: Shot, js_errors: list[s
     page.get_by_role("button", name="Generate 1 ad(s) per product").click()
     # First use loads the model (converting the bundled GGUF once on a fresh machine), then writes.
     # Writing runs on the server beside the page, which shows its progress and then what it saved.
-    expect(page.get_by_text(re.compile(r"1 product: 1 draft saved"))).to_be_visible(timeout=480_000)
+    # (The sidebar says so too, on every page: the page's own line is the one looked for.)
+    expect(page.get_by_test_id("stMain").get_by_text(re.compile(r"1 product: 1 draft saved"))).to_be_visible(timeout=480_000)
     wait_idle(page)
     # The ad-strength meter, with what to do next, and the selling points the ad carries.
     expect(page.get_by_text(re.compile(r"Ad strength: (Incomplete|Poor|Average|Good|Excellent)")).first).to_be_visible()
@@ -365,7 +366,7 @@ def test_writing_goes_on_while_the_marketer_browses_and_stop_keeps_saved_drafts(
     expect(page.get_by_role("progressbar").first).to_be_visible(timeout=20_000)
 
     page.get_by_role("button", name="Stop", exact=True).click()
-    expect(page.get_by_text("Google responsive search ad for 1 product: stopped.")).to_be_visible(timeout=15_000)
+    expect(page.get_by_test_id("stMain").get_by_text("Google responsive search ad for 1 product: stopped.")).to_be_visible(timeout=15_000)
     wait_idle(page)
     expect(page.get_by_text(re.compile(r"drafts? saved"))).to_have_count(0)
     expect(page.get_by_role("button", name="Approve")).to_have_count(drafts_before)  # nothing half-written was saved
