@@ -56,7 +56,8 @@ from core.store import Store, quote_ident
 
 __all__ = [
     "BreakdownOption", "Condition", "FunnelResult", "FunnelSpec", "IndexInfo", "Step", "StepStat", "StepTiming",
-    "breakdown_options", "dropped_users", "ensure_index", "funnel", "funnel_levels", "list_event_names", "parse_window",
+    "breakdown_options", "dropped_users", "ensure_index", "funnel", "funnel_levels", "last_step_users", "list_event_names",
+    "parse_window",
     "reference_funnel",
 ]
 
@@ -223,7 +224,7 @@ class FunnelResult:
     spec: FunnelSpec
     steps: list[StepStat]
     breakdown: pd.DataFrame | None  # group, step, label, users, from_previous, from_first
-    trend: pd.DataFrame  # period, started, reached_2.., conversion, complete (window over), finishers (last-step users)
+    trend: pd.DataFrame  # period, started, reached_2.., conversion, complete (window over)
     timings: list[StepTiming]  # k -> k+1
     total_timing: StepTiming | None  # step 1 -> last step
     seconds: float = 0.0
@@ -770,13 +771,6 @@ def _trend_frame(cur: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> pd.DataFra
     end = spec.end or cur.execute("SELECT max(ts) FROM events").fetchall()[0][0]
     step = pd.Timedelta(days=7 if unit == "week" else 1)
     frame["complete"] = [end is not None and p + step + spec.window <= pd.Timestamp(end) for p in frame["period"]]
-    # The plainer count: users with the last step's event in each period, whatever funnel they were on.
-    unit_rows = cur.execute(
-        f"SELECT date_trunc('{unit}', ts) AS period, count(DISTINCT user_id) AS finishers FROM events "
-        f"WHERE event_name = ?{' AND ts >= ?' if spec.start else ''}{' AND ts < ?' if spec.end else ''} GROUP BY 1",
-        [spec.steps[-1].event_name, *([spec.start] if spec.start else []), *([spec.end] if spec.end else [])]).df()
-    frame = frame.merge(unit_rows, on="period", how="left")
-    frame["finishers"] = frame["finishers"].fillna(0).astype(int)
     return frame
 
 
@@ -881,6 +875,21 @@ def dropped_users(store: Store, spec: FunnelSpec, step: int) -> pd.DataFrame:
         levels = levels.iloc[0:0]
     out = levels[levels["deepest_step"] == step][["user_id", "first_step_at"]]
     return out.reset_index(drop=True)
+
+
+def last_step_users(store: Store, spec: FunnelSpec) -> pd.DataFrame:
+    """The plainer count beside a funnel's trend: users with the last step's event in each day or week of the
+    range (``spec.trend``), whatever funnel they were on (period, users). A scan of the raw events, kept out
+    of ``funnel`` so a funnel costs no more when nobody asks for it."""
+    unit = "week" if spec.trend == "week" else "day"  # from a fixed set, never user text
+    where = ["event_name = ?"] + (["ts >= ?"] if spec.start else []) + (["ts < ?"] if spec.end else [])
+    params = [spec.steps[-1].event_name, *([spec.start] if spec.start else []), *([spec.end] if spec.end else [])]
+    try:
+        with store.cursor() as cur:
+            return cur.execute(f"SELECT date_trunc('{unit}', ts) AS period, count(DISTINCT user_id) AS users FROM events "
+                               f"WHERE {' AND '.join(where)} GROUP BY 1 ORDER BY 1", params).df()
+    except duckdb.Error as e:
+        raise QueryError(str(e), title="DuckDB could not count the last step's users") from e
 
 
 def list_event_names(store: Store) -> pd.DataFrame:

@@ -215,9 +215,12 @@ with left:
                        + (f"; the last {count(open_days, trend)} (hollow) have not had the whole window yet." if open_days
                           else "."))
         else:
-            show_chart(lambda: px.bar(result.trend, x="period", y="finishers",
+            # On the trend's own days, so the two views share their axis.
+            finishers = result.trend[["period"]].merge(cached_read(funnels.last_step_users, spec, reads=ALL_BUT_COPY),
+                                                       on="period", how="left").fillna({"users": 0})
+            show_chart(lambda: px.bar(finishers, x="period", y="users",
                                       title=f"Users with a {last_step} each {trend} (in or out of this funnel)",
-                                      labels={"period": "", "finishers": "users"}),
+                                      labels={"period": "", "users": "users"}),
                        key="funnel_finishers_chart", inputs=(spec, view), reads=ALL_BUT_COPY)
 with right:
     timed = [t for t in result.timings if t.users]
