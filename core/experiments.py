@@ -294,18 +294,18 @@ def _counts(cur: duckdb.DuckDBPyConnection, spec: ExperimentSpec, group: tuple[s
                 AND c.ts >= x.t0 AND c.ts <= x.t0 + to_microseconds(?::BIGINT)
             WHERE x.variants = 1 GROUP BY x.user_id
         )
-        SELECT {expr} AS g, x.variant_id, x.variants > 1 AS mixed, count(*) AS exposed, count(conv.user_id) AS converted
+        SELECT {expr} AS g, x.variant_id, x.variants > 1 AS mixed, count(*) AS exposed, count(conv.user_id) AS converted,
+            min(x.t0) AS first_exposure, max(x.t0) AS last_exposure
         FROM x LEFT JOIN conv ON conv.user_id = x.user_id {join}
         GROUP BY ALL
     """
     return cur.execute(sql, params + [spec.conversion_event, window_us] + gparams).df()
 
 
-def _exposure_days(cur: duckdb.DuckDBPyConnection, spec: ExperimentSpec) -> float | None:
-    """Days from the first user's exposure to the last: the pace at which the test gathers users."""
-    exposure, params = _exposure_sql(spec)
-    first, last = cur.execute(f"SELECT min(t0), max(t0) FROM ({exposure})", params).fetchall()[0]
-    days = (last - first) / timedelta(days=1) if first is not None and last is not None else 0.0
+def _exposure_days(frame: pd.DataFrame) -> float | None:
+    """Days from the first user's exposure to the last (from ``_counts``): the pace at which the test gathers users."""
+    first, last = frame["first_exposure"].min(), frame["last_exposure"].max()
+    days = (last - first) / timedelta(days=1) if not (pd.isna(first) or pd.isna(last)) else 0.0
     return days if days >= 1 else None
 
 
@@ -423,7 +423,6 @@ def experiment(store: Store, spec: ExperimentSpec) -> ExperimentResult:
         with store.cursor() as cur:
             _check_names(cur, spec)
             frame = _counts(cur, spec, group)
-            span_days = _exposure_days(cur, spec)
             variants_seen = sorted(frame.loc[~frame["mixed"], "variant_id"].unique().tolist())
             copy = _copy(cur, variants_seen)
     except duckdb.Error as e:
@@ -438,7 +437,7 @@ def experiment(store: Store, spec: ExperimentSpec) -> ExperimentResult:
     variants = _stats(counts, control, spec.alpha, copy)
     srm_p = _srm([v.exposed for v in variants])
     winner, verdict = _verdict(spec, variants, control, srm_p)
-    need = None if winner else _need(spec, variants, span_days)
+    need = None if winner else _need(spec, variants, _exposure_days(frame))
 
     breakdown = None
     if group is not None:
