@@ -61,9 +61,12 @@ with browse_tab:
             st.stop()
         p = detail.product
         st.subheader(plain(p["title"]))
-        m1, m2, m3, m4 = st.columns(4)
+        # Category and brand get the room: a metric's value is one line, cut with "…" where it overflows.
+        m1, m2, m3, m4 = st.columns([1, 2, 2, 1])
         m1.metric("Price", "—" if pd.isna(p["price"]) else f"{p['price']:,.2f} {p['currency'] or ''}")
-        m2.metric("Category", plain(p["category"] or "—"))  # a metric's value is markdown
+        # A marketplace path ("Sports & Outdoors | … | Longboards") is stored as its top level: the whole path on hover.
+        path = detail.attributes.get("category_path")
+        m2.metric("Category", plain(p["category"] or "—"), help=plain(str(path)) if path else None)  # a metric's value is markdown
         m3.metric("Brand", plain(p["brand"] or "—"))
         m4.metric("Reviews", f"{detail.review_count:,}" + (f" · {detail.mean_rating:.1f}★" if detail.mean_rating else ""))
         if p["description"]:

@@ -86,6 +86,16 @@ def test_catalog_upload_with_a_bad_row_writes_nothing_until_the_user_skips_it(db
     assert count_rows(at, "products") == 6
 
 
+def test_a_marketplace_category_path_shows_its_top_level_with_the_path_on_hover(db_path: Path) -> None:
+    at = open_app("pages/catalog.py")
+    path = "Sports & Outdoors | Outdoor Recreation | Skates, Skateboards & Scooters | Longboards"
+    _upload(at, "catalog_upload", "amazon.csv", f'sku,name,price,category\nL1,Crossbow Longboard,237.68,"{path}"\n'.encode())
+    at.button(key="catalog_commit").click().run()
+    at.selectbox(key="catalog_open").set_value("L1").run()
+    category = next(m for m in at.metric if m.label == "Category")
+    assert category.value == "Sports & Outdoors" and category.proto.help.replace("\\", "") == path  # help is markdown, escaped
+
+
 def test_unreadable_upload_shows_a_clear_error(db_path: Path) -> None:
     at = open_app("pages/catalog.py")
     _upload(at, "catalog_upload", "garbage.csv", bytes(range(256)) * 40)
