@@ -31,9 +31,32 @@ def test_a_marketplace_title_gives_its_phrases_without_the_shouted_brand_or_part
     assert title_phrases(ORNAMENT, 40) == ["Hello Kitty Plush Auto Ornament"]
 
 
-def test_a_phrase_too_long_is_never_cut_at_its_end_only_taken_from_its_count_on() -> None:
+def test_a_phrase_too_long_is_never_cut_at_its_end_only_taken_from_its_count_or_its_head_noun_on() -> None:
     assert title_phrases(PUZZLE, 30) == ["1000 Piece Jigsaw Puzzle"]
-    assert title_phrases(ORNAMENT, 30) == []  # "Hello Kitty Plush Auto" would drop the noun
+    # "Hello Kitty Plush Auto" would drop the noun; the phrase's last words keep it.
+    assert title_phrases(ORNAMENT, 30) == ["Plush Auto Ornament"]
+
+
+def test_a_long_title_gives_its_head_noun_phrase_never_half_a_name_a_set_number_or_a_joining_word() -> None:
+    def phrases(title: str) -> list[str]:
+        return title_phrases(ProductFacts("A", title, None, None, 9.0, "USD", "", {}), 30)
+
+    assert phrases("Harry Potter 9 & 3/4 Platform Soft Touch Magnet") == ["Soft Touch Magnet"]
+    assert phrases("Melissa & Doug Star Diner Restaurant (Play Set & Kitchen)")[0] == "Star Diner Restaurant"
+    assert phrases("LEGO The Powerpuff Girls Mojo Jojo Strikes 41288 Building Kit (228 Pieces)") == ["Building Kit"]
+    # What the product is for is left off before the tail is taken.
+    assert phrases("Inflatable MegaMorph Fat Suit Costume For Adults And Children")[0] == "Fat Suit Costume"
+    assert phrases("Oopsy Daisy Growth Charts Robots and Rockets Navy by Finny and Zook") == ["Rockets Navy"]
+    # A break inside a name ("Created by Me!") is not where the noun phrase ends.
+    assert phrases("Melissa & Doug Created by Me! Pink Wooden Flower Jewelry Box Craft Kit")[0] == "Box Craft Kit"
+
+
+def test_a_shelf_of_several_kinds_is_not_the_products_name_and_a_plural_category_names_one() -> None:
+    bear = ProductFacts("A5", "Aurora World Plush Graduation Bear, White Cap", None, "Stuffed Animals & Teddy Bears",
+                        12.99, "USD", "", {})
+    kit = ProductFacts("A6", "Elenco Line Tracking Robot Kit", None, "Craft Kits", 29.95, "USD", "", {})
+    assert not kind_is_named(bear) and "Teddy" not in (call_to_action(bear, 30) or "")
+    assert call_to_action(kit, 30) == "Shop the Craft Kit" and ad_keyword(kit) == "craft kit"
 
 
 def test_the_price_is_said_with_what_it_buys_and_a_call_to_action_names_the_product() -> None:

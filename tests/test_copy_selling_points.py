@@ -79,6 +79,9 @@ def _assert_publishable(point: SellingPoint, facts: ProductFacts) -> None:
         assert claims_in(point.headline, evidence, "headline") == [], point
         assert asset_gates({"headline": point.headline}, GOOGLE_RSA_ANSWER, facts) == [], point
         assert carries(point.headline, point), point
+    for headline in point.headlines:  # the other phrasings go into ads too
+        assert len(headline) <= 30 and claims_in(headline, evidence, "headline") == [], point
+        assert asset_gates({"headline": headline}, GOOGLE_RSA_ANSWER, facts) == [], point
 
 
 # --- ranking -----------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Seque
     limit = fspec.max_chars or 999
     if limit <= 40:  # a headline: the point as a phrase, the title's phrases, the product's names, price, a call to action
         out = [p.headline for p in points if p.headline]
+        out += [h for p in points for h in p.headlines if h != p.headline]  # other phrasings, after every point's best
         out += [p.text.rstrip(".") for p in points if len(p.text.rstrip(".")) <= limit]
         out += title_phrases(facts, limit, brands)
         # A category leaf the title does not bear out ("Birthday Candles" for balloons) names a shelf, not the product.
@@ -195,6 +196,11 @@ def _deal(candidates: Sequence[Asset], spare: Sequence[Asset], slots: int, requi
             if asset not in taken and adds:
                 taken.append(asset)
                 carried |= points
+    if not long:
+        # Google tests headlines in combinations and rates an ad by how many distinct ones it has: a
+        # second phrasing of a point already carried ("Adjustable Straps", "Comes with No-Slip Grips")
+        # is a variation worth testing, so the ad's own share fills the rest of its slots.
+        taken += [a for a in candidates if a not in taken][: slots - len(taken)]
     taken += [a for a in [*candidates, *spare, *fallback] if a not in taken][: max(0, required - len(taken))]
     return taken
 

@@ -92,15 +92,38 @@ def title_phrases(facts: ProductFacts, limit: int, brands: Sequence[str] = (), *
                                                                    and len(words[0]) <= 4)):
             words, dropped = words[1:], True
         if len(" ".join(words)) > limit:
-            counts = [j for j, w in enumerate(words) if j and re.fullmatch(r"\d[\d,.]*", w) and j + 1 < len(words)
-                      and words[j + 1][:1].isalpha()]
-            words = words[counts[-1]:] if counts else words
+            counts = [j for j, w in enumerate(words) if j and re.fullmatch(r"\d[\d,.]*", w) and len(re.sub(r"\D", "", w)) <= 4
+                      and j + 1 < len(words)
+                      and words[j + 1][:1].isalpha()]  # a count, not a set number ("41288 Building Kit")
+            words = words[counts[-1]:] if counts else _tail(words, limit)
         phrase = _calm(" ".join(words))
         if phrase and len(phrase) <= limit and _reads_as_phrase(phrase.split()):
             out.append(phrase)
         if first_only:
             break
     return list(dict.fromkeys(out))
+
+
+def _tail(words: list[str], limit: int) -> list[str]:
+    """The longest end of a noun phrase, three words at most, that fits ``limit``: English puts the head
+    noun last, so "Harry Potter 9 & 3/4 Platform Soft Touch Magnet" gives "Soft Touch Magnet". What the
+    phrase is for or comes with is left off first ("… Fat Suit Costume For Adults" -> "… Costume"),
+    and a tail never starts on a joining word or symbol ("& 3/4 …", "and Rockets Navy")."""
+    head = _NOUN_PHRASE_BREAK.split(" ".join(words))[0].split()
+    # Not when the break is inside a name: "Created by Me! … Craft Kit" (a noun phrase ends on a noun, not "-ed").
+    words = head if len(head) >= 2 and not head[-1].lower().endswith("ed") else words
+    codes = [i for i, w in enumerate(words) if _CODE.match(w) and len(re.sub(r"\D", "", w)) > 4]
+    # At most three words: a longer tail starts inside the names titles open with ("Doug Star Diner
+    # Restaurant" of "Melissa & Doug …", "Wheels Blastin' Rig Vehicle" of "Hot Wheels …").
+    for start in range(max(codes[-1] + 1 if codes else 0, len(words) - 3), len(words) - 1):  # "… Strikes 41288 Building Kit": after the set number
+        tail = words[start:]
+        if (len(" ".join(tail)) <= limit and tail[0][:1].isalpha() and tail[0].lower() not in _JOINING
+                and all(re.fullmatch(r"[A-Za-z][\w'’.&-]*|\d{1,4}", w) for w in tail)):  # not "59# Racing Series"
+            return tail
+    return words
+
+
+_JOINING = frozenset("and or of the a an & + with for by to in on at".split())
 
 
 def _singular(word: str) -> str:
@@ -130,14 +153,24 @@ def kind_is_named(facts: ProductFacts) -> bool:
     """Whether the title's own head noun is what the product is said to be. A catalog's category leaf
     is often a shelf, not the product: "Birthday Candles" for latex balloons, "Butterflies" for a
     butterfly net, "Bobbleheads" for a Funko Pop."""
+    if re.search(r"&|,| and ", facts.kind or ""):
+        return False  # "Stuffed Animals & Teddy Bears": a shelf of several kinds, whatever the title says
     kind_words = re.findall(r"[A-Za-z]+", facts.kind or "")
     return bool(kind_words) and _singular(kind_words[-1]) in _head_nouns(facts.title or "")
+
+
+def _one_of(kind: str, title: str) -> str:
+    """A category named for one product: "Craft Kits" -> "Craft Kit" when the title says "Kit", not "Kits"."""
+    *rest, last = kind.split(" ")
+    if last.endswith("s") and not last.endswith("ss") and last.lower() not in title.lower().split():
+        last = last[:-3] + "y" if last.endswith("ies") else last[:-1]
+    return " ".join([*rest, last])
 
 
 def product_names(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> list[str]:
     """Names of the product that fit ``limit``, shortest sensible first: brand and kind, the kind, the
     title's first phrase. The kind only where the title bears it out (see ``kind_is_named``)."""
-    kind = title_case(facts.kind.strip()) if facts.kind and kind_is_named(facts) else ""
+    kind = _one_of(title_case(facts.kind.strip()), facts.title or "") if facts.kind and kind_is_named(facts) else ""
     names = [f"{facts.brand} {kind}" if facts.brand and kind else "", kind]
     lead = title_phrases(facts, limit, brands, first_only=True)
     return [n for n in dict.fromkeys([*names, *lead]) if n and len(n) <= limit]
@@ -147,9 +180,11 @@ def ad_keyword(facts: ProductFacts, brands: Sequence[str] = ()) -> str:
     """The search term an ad group for this product would bid on, when the marketer set none: what the
     product is, if the title bears out its kind, else the last two words of the title's first phrase."""
     if facts.kind and kind_is_named(facts):
-        return facts.kind.strip().lower()
+        return _one_of(facts.kind.strip(), facts.title or "").lower()
     lead = title_phrases(facts, 999, brands, first_only=True)
-    words = re.findall(r"[A-Za-z][A-Za-z'-]+", lead[0]) if lead else []
+    # What the product is comes before what it is for or by whom: "Growth Chart | by Finny and Zook".
+    head = _NOUN_PHRASE_BREAK.split(lead[0])[0] if lead else ""
+    words = re.findall(r"[A-Za-z][A-Za-z'-]+", head)
     return " ".join(words[-2:]).lower()
 
 

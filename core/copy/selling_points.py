@@ -55,6 +55,9 @@ class SellingPoint:
     kind: str  # number | benefit | feature | material | certification | color | other
     weight: float  # rank score, higher is better
     terms: tuple[str, ...]  # what an asset must contain to carry it: numbers as in the data, content words; lower case
+    # Every usable way to say the point in a headline, ``headline`` first, then the bullet's own label
+    # ("Adjustable Straps" for "Comes with no-slip grips…"): an RSA tests phrasings against each other.
+    headlines: tuple[str, ...] = ()
 
 
 # --- carrying a point ----------------------------------------------------------------------
@@ -696,7 +699,13 @@ _VERBS = frozenset("""is are was has have features includes offers provides come
     measures holds fits weighs creates allows enables keeps ensures brings adds uses make let allow help give keep ensure
     provide offer include feature bring add use""".split())
 # Where a headline may stop inside a longer sentence: before a word that opens a new phrase.
-_HEADLINE_BREAKS = frozenset("with for to that which in on from while so but as when where".split())
+_HEADLINE_BREAKS = frozenset("with for to that which in on from while so but as when where using".split())
+# Verbs a bullet's subject comes before ("Three new scenarios | allow you to relive…"), beyond _VERBS.
+_SUBJECT_VERBS = _VERBS | frozenset("""contains contain encourage encourages sits wears plays lets gets grows turns
+    keeps stores protects supports lights glows spins rolls moves attaches connects transforms converts""".split())
+# Words that say what a product comes with: the phrase after them is a headline ("… contains | two exterior side pockets").
+_HAS = re.compile(r"\b(?:features?|includes?|contains?|comes (?:complete )?with|boasts?|has|have)\s+(?:a |an |the )?", re.I)
+_DETERMINERS = frozenset("a an the this these that those our its your their his her my each every".split())
 
 
 def _clean_cut(text: str) -> str | None:
@@ -720,17 +729,57 @@ def _clean_cut(text: str) -> str | None:
     return best
 
 
-def _headline_candidates(text: str, label: str) -> list[str]:
+def _noun_phrase(words: list[str]) -> str | None:
+    """``words`` as a headline naming a thing: leading determiners dropped, stopped before a new phrase,
+    2 to 5 words within a headline, not ending on a word that leans on what follows."""
+    while words and words[0].lower() in _DETERMINERS:
+        words = words[1:]
+    for i, word in enumerate(words):
+        if word.lower() in _HEADLINE_BREAKS or word.lower() in _SUBJECT_VERBS or word[-1:] in ",;:":
+            words = words[: i + 1] if word[-1:] in ",;:" and word.lower() not in _HEADLINE_BREAKS else words[:i]
+            break
+    phrase = tidy_end(" ".join(words))
+    kept = phrase.split()
+    if (not 2 <= len(kept) <= 5 or len(phrase) > HEADLINE_MAX or kept[-1].lower() in _SUBJECT_VERBS | DANGLING
+            or kept[-1].lower() in ("there", "here")):
+        return None
+    return _cap(_title(phrase))
+
+
+def _phrase_heads(text: str) -> list[str]:
+    """Headlines naming what a sentence is about: its subject ("Three new scenarios allow you…" ->
+    "Three New Scenarios") and what it says the product has ("The backpack contains two exterior side
+    pockets" -> "Two Exterior Side Pockets")."""
+    words = text.rstrip(".").split()
     heads = []
-    if label and len(label.split()) >= 2 and len(label) <= HEADLINE_MAX:
-        heads.append(_title(label.lower()) if label.isupper() else label)
+    verb = next((i for i, w in enumerate(words) if w.lower() in _SUBJECT_VERBS), None)
+    if verb and verb >= 2 and words[0].lower() not in DANGLING - _DETERMINERS:  # not "Between any two cards there"
+        heads.append(_noun_phrase(words[:verb]))
+    has = _HAS.search(text.rstrip("."))
+    if has:
+        heads.append(_noun_phrase(text.rstrip(".")[has.end():].split()))
+    return [h for h in heads if h]
+
+
+def _headline_candidates(text: str, label: str) -> tuple[list[str], str | None]:
+    """(headline candidates for a description point, best first; the bullet's own label as a headline, if it is one).
+
+    The label is the seller's summary of the bullet ("ADJUSTABLE STRAPS: Comes with no-slip grips…"),
+    so it stands for the point without repeating its words.
+    """
+    heads = []
+    label_head = None
+    if label and len(label.split()) >= 2 and len(label) <= HEADLINE_MAX and label.split()[-1].lower() not in DANGLING | _SUBJECT_VERBS:
+        label_head = _title(label.lower()) if label.isupper() else label
+        heads.append(label_head)
     chunk = _number_chunk(text)
     if chunk:
         heads.append(chunk)
     cut = _clean_cut(text)
     if cut:
         heads.append(_cap(_title(cut)))
-    return heads
+    heads += _phrase_heads(text)
+    return list(dict.fromkeys(heads)), label_head
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -768,22 +817,22 @@ def selling_points(facts: ProductFacts, limit: int = 8) -> list[SellingPoint]:
     left out: the attribute's own point says it more cleanly.
     """
     evidence = Evidence(facts)
-    candidates: list[tuple[float, int, SellingPoint, Sequence[str]]] = []
+    candidates: list[tuple[float, int, SellingPoint, Sequence[str], str | None]] = []
     attribute_points = []
     for order, (text, heads, source, kind, weight, terms) in enumerate(_attribute_points(facts)):
         point = SellingPoint(text, None, source, kind, weight, terms)
         attribute_points.append(point)
-        candidates.append((weight, -order, point, heads))
+        candidates.append((weight, -order, point, heads, None))
     for order, (text, source, kind, weight, terms, label) in enumerate(_description_points(facts)):
         point = SellingPoint(text, None, source, kind, weight, terms)
         if any(carries(text, a) for a in attribute_points if a.kind != "other"):
             continue  # a demo description restating its attributes; a bare "Measures 4 x 4 in" steals nothing
-        candidates.append((weight, -1000 - order, point, _headline_candidates(text, label)))
+        candidates.append((weight, -1000 - order, point, *_headline_candidates(text, label)))
     candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
 
     chosen: list[SellingPoint] = []
     seen: set[str] = set()
-    for _, _, point, heads in candidates:
+    for _, _, point, heads, label_head in candidates:
         if len(chosen) >= limit:
             break
         key = asset_key(point.text)
@@ -791,7 +840,11 @@ def selling_points(facts: ProductFacts, limit: int = 8) -> list[SellingPoint]:
             continue
         if any(carries(c.text, point) or (point.source == "description" and carries(point.text, c)) for c in chosen):
             continue  # already said ("Waterproof rain jacket." after "20,000 mm waterproof rating.")
-        headline = next((h for h in heads if h and carries(h, point) and _usable(h, "headline", facts, evidence)), None)
+        usable = [h for h in dict.fromkeys(heads) if h and _usable(h, "headline", facts, evidence)]
+        saying = [h for h in usable if carries(h, point)]
+        # The label says the point in the seller's words, not its own: a phrasing, never the point's headline.
+        headlines = (*saying, *(h for h in usable if h == label_head and h not in saying))
         seen.add(key)
-        chosen.append(SellingPoint(point.text, headline, point.source, point.kind, point.weight, point.terms))
+        chosen.append(SellingPoint(point.text, saying[0] if saying else None, point.source, point.kind,
+                                   point.weight, point.terms, headlines))
     return chosen
