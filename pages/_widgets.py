@@ -15,6 +15,7 @@ import streamlit as st
 
 from core.config import load_settings
 from core.contracts import contract, suggest_mapping
+from core.currency import with_currency
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.ingest import PRICE_POLICY_LABELS, IngestPlan, IngestReport, commit, prepare, totals_table
@@ -46,16 +47,11 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
-_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
-
-
 def money(value: float | None, currency: str | None, *, cents: bool = False) -> str:
     """'$1,204', '€89.50', '1,204 BRL': money always with its currency, never a bare number."""
     if value is None or value != value:
         return "—"
-    amount = f"{value:,.2f}" if cents else f"{value:,.0f}"
-    sign = _SIGNS.get((currency or "").upper())
-    return f"{sign}{amount}" if sign else f"{amount} {currency}" if currency else amount
+    return with_currency(f"{value:,.2f}" if cents else f"{value:,.0f}", currency)
 
 
 def measure(value: float | None, unit: str, currency: str | None = None) -> str:

@@ -308,3 +308,5 @@ def test_the_price_said_without_its_currency_is_not_a_count() -> None:
     assert [c.reason for c in claims_in("30 Threadworks T-Shirts", shirt)] == [
         "the data's 30 is the price; said without its currency it reads as a count"]
     assert claims_in("Yours for $30", shirt) == [] and claims_in("T-Shirt, 30 USD", shirt) == []
+    # Words that say "price" before it, however long, count as its currency.
+    assert claims_in("Now only 30", shirt) == [] and claims_in("Sale price 30", shirt) == []

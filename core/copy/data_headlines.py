@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 
 from core.copy.facts import ProductFacts
+from core.currency import with_currency
 from core.copy.limits import title_case
 
 __all__ = ["ad_keyword", "call_to_action", "closing_sentences", "kind_is_named", "price_headline", "price_text", "product_names", "title_phrases"]
@@ -29,7 +30,6 @@ __all__ = ["ad_keyword", "call_to_action", "closing_sentences", "kind_is_named",
 # Where a marketplace title's phrases end: a bar, a dash between spaces, a comma, a colon, brackets.
 _PHRASE_BREAK = re.compile(r"\s*[|•]\s*|\s+[-–—]\s+|,\s+|:\s+|\s*[()\[\]]\s*")
 _CODE = re.compile(r"^(?=.*\d)[A-Za-z0-9-]*[\d-][A-Za-z0-9-]*$")  # "000914", "9-2705101", "B07XJ8C8F5"
-_CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$", "JPY": "¥", "INR": "₹"}
 # A code stands in a phrase only when a word it counts follows ("1000 Piece", "iPhone 17 Pro") or
 # "of" precedes it ("Pack of 20"); "AMI 675513" is a part number.
 _SHOUTED = re.compile(r"^[A-Z][A-Z'&-]{4,}$")  # "AMERICAN", "GREETINGS"; "LEGO" and "USB" stay
@@ -197,8 +197,7 @@ def price_text(facts: ProductFacts) -> str | None:
     if facts.price is None or facts.price <= 0:
         return None
     amount = f"{facts.price:.0f}" if float(facts.price).is_integer() else f"{facts.price:.2f}"
-    sign = _CURRENCY_SIGNS.get((facts.currency or "USD").upper())
-    return f"{sign}{amount}" if sign else f"{amount} {facts.currency}"
+    return with_currency(amount, facts.currency or "USD")
 
 
 def price_headline(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> str | None:

@@ -169,6 +169,7 @@ FAMOUS_BRANDS: tuple[str, ...] = (
     "Amazon", "Walmart", "IKEA", "Dyson", "Lululemon", "Under Armour", "Cetaphil", "CeraVe",
 )
 
+# Read in the 7 characters before a number: room for "price " and "only ".
 _PRICE_SIGN = re.compile(r"[$€£¥₹]\s?$|\b(?:USD|EUR|GBP|price|for|at|only|just)\s?$", re.IGNORECASE)
 _PRICE_AFTER = re.compile(r"\s?(?:USD|EUR|GBP|dollars?|euros?|pounds?)\b", re.IGNORECASE)
 _NUMBER = re.compile(
@@ -435,7 +436,7 @@ def claims_in(text: str, evidence: Evidence, field_name: str = "") -> list[Claim
                                f"the data's {m.group(0).strip()} is the {' / '.join(sorted(known))}, not the {' / '.join(sorted(said))}"))
             continue
         if unit is None:
-            if value == evidence.price_only and not _PRICE_SIGN.search(text[max(0, m.start() - 4):m.start()]) \
+            if value == evidence.price_only and not _PRICE_SIGN.search(text[max(0, m.start() - 7):m.start()]) \
                     and not _PRICE_AFTER.match(text[m.end():]):
                 found.append(Claim(field_name, m.group(0).strip(), "number",
                                    f"the data's {m.group(0).strip()} is the price; said without its currency it reads as a count"))
