@@ -97,7 +97,11 @@ class SampleNeed:
     days_more: float | None  # at the rate users were exposed so far; None when that rate is unknown
 
     def sentence(self) -> str:
-        when = f" (about {math.ceil(self.days_more)} more days at the current traffic)" if self.days_more is not None else ""
+        when = ""
+        if self.days_more is not None:
+            # 54,206 days reads as a bug; past a year the useful news is that traffic alone will not settle it.
+            when = (f" (about {math.ceil(self.days_more):,} more days at the current traffic)" if self.days_more <= 365
+                    else " (more than a year at the current traffic)")
         return (f"If the {self.uplift:+.0%} of {self.challenger} is real, about {self.more_per_variant:,} more users per "
                 f"variant{when} would very likely show it ({POWER:.0%} power); if it is still this close then, the "
                 f"copies are about equal and either will do.")

@@ -56,7 +56,7 @@ with st.container(border=True):
                              reads=ALL_BUT_COPY)
         product_ids = picked.rows["product_id"].tolist() if (categories or brands) else []
         st.caption(f"{count(len(product_ids), 'product')} (at most 50 per run)" if product_ids else "Choose a category or brand.")
-    c1, c2, c3, c4 = st.columns([1.3, 1.7, 1, 1])
+    c1, c2, c3, c4 = st.columns([2, 1.4, 1, 1])  # the channel's name reads whole ("Google responsive search ad")
     channel = c1.selectbox("Channel", list(CHANNELS), format_func=lambda c: CHANNELS[c].label, key="copy_channel")
     tones = c2.multiselect("Tones", list(TONES), default=["friendly"], key="copy_tones")
     pooled = CHANNELS[channel].pooled  # an RSA or Meta ad holds many assets: one ad per product is the usual
@@ -79,7 +79,7 @@ with st.container(border=True):
     target = target_key[1] if target_key else None
     st.caption(f"Limits: " + "; ".join(f"{f.label.rstrip(':')} ≤ {f.max_chars}" for f in CHANNELS[channel].fields
                                        if f.max_chars and not f.label[-1:].isdigit()) + ". " + CHANNELS[channel].why)
-    go = st.button(f"Generate {int(n) * max(len(tones), 1)} {'ad' if pooled else 'variant'}(s) per product", type="primary",
+    go = st.button(f"Generate {count(int(n) * max(len(tones), 1), 'ad' if pooled else 'variant')} per product", type="primary",
                    key="copy_generate",
                    disabled=not product_ids or not tones or not store.user.can_edit,
                    help=None if store.user.can_edit else VIEWER_HELP)

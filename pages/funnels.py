@@ -52,8 +52,9 @@ with st.container(border=True):
                     help="In order: each step after the one before, within the window, other steps in between allowed "
                          "(ordered counting, as ClickHouse's windowFunnel). One right after another: no other funnel "
                          "step between two consecutive steps (strict counting).")
-    first_touch = c4.checkbox("From each user's first visit to step 1", key="funnel_first_touch",
-                              help="Count only the path that starts at each user's first step-1 event (first touch); "
+    # A short label: the column is narrow, and the help says the rest.
+    first_touch = c4.checkbox("First visit only", key="funnel_first_touch",
+                              help="Start each user's path at their first visit to step 1 (first touch); "
                                    "otherwise any of their step-1 events may start it.")
     d1, d2, d3 = st.columns([2, 2, 1])
     with d1:

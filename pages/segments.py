@@ -74,8 +74,8 @@ def separation(silhouette: float | None) -> str:
     """The silhouette in words: what a product manager needs to know is whether the segments are real."""
     if silhouette is None:
         return "—"
-    return ("well separated" if silhouette >= 0.5 else "clearly separated" if silhouette >= 0.25
-            else "weakly separated" if silhouette >= 0.1 else "barely separated")
+    # One word: a metric's value does not wrap, and "clearly separated" was cut to "clearly se…".
+    return "Strong" if silhouette >= 0.5 else "Clear" if silhouette >= 0.25 else "Weak" if silhouette >= 0.1 else "Barely any"
 
 
 runs = cached_read(segments.list_runs, reads=ALL_BUT_COPY)
@@ -95,8 +95,9 @@ m2.metric("Segments", run.k)
 silhouette = run.quality.get("silhouette")
 m3.metric("Separation", separation(silhouette),
           help="How distinct the segments are (the silhouette, from -1 to 1"
-               + ("" if silhouette is None else f"; this run: {silhouette:.2f}") + "): above 0.25 is a usable structure on behaviour data.")
-m4.metric("Method", {"kmeans": "Behaviour clusters", "rfm": "RFM rules"}.get(run.method, run.method.replace("_", " ")))
+               + ("" if silhouette is None else f"; this run: {silhouette:.2f}")
+               + "): Strong from 0.5, Clear from 0.25 — a usable structure on behaviour data —, Weak from 0.1.")
+m4.metric("Grouped by", {"kmeans": "Behaviour", "rfm": "RFM rules"}.get(run.method, run.method.replace("_", " ").capitalize()))
 if run.params.get("description"):  # a saved list (core.segments.saved_lists): no clusters, so say where it came from
     list_source = run.params.get("source") or {}
     st.caption(plain(f"{run.params.get('name', '')}: {run.params['description']}"

@@ -174,6 +174,10 @@ def test_an_undecided_test_says_how_many_more_users_would_decide_and_a_losing_ch
     assert result.need.challenger == "V-B" and result.need.users_per_variant == users_needed(0.10, 0.13, 0.05)
     assert result.need.more_per_variant == result.need.users_per_variant - 200
     assert "more users per variant" in result.need.sentence()
+    # Days are counted with separators, and past a year said as such: "54206 more days" read as a bug.
+    from dataclasses import replace
+    assert "about 12 more days" in replace(result.need, days_more=11.2).sentence()
+    assert "more than a year at the current traffic" in replace(result.need, days_more=54_206).sentence()
     behind = experiment(tmp_store, ExperimentSpec("spring", control="V-B"))
     assert behind.need is None and "no challenger converts better than control V-B" in behind.verdict
 

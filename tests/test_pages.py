@@ -278,8 +278,7 @@ def test_segments_page_runs_a_segmentation_and_shows_personas_map_and_propensity
     assert any(s.value.startswith("Saved 5 behaviour segments · ") for s in at.success), [s.value for s in at.success]
     cards = [c.value for c in at.caption if "for everyone" in c.value or "most viewed" in c.value]
     assert cards and not any(re.search(r"\de[+-]\d", c) for c in cards), cards  # 8,950, never 8.95e+03
-    assert {m.label: m.value for m in at.metric}["Separation"] in ("well separated", "clearly separated", "weakly separated",
-                                                                   "barely separated")
+    assert {m.label: m.value for m in at.metric}["Separation"] in ("Strong", "Clear", "Weak", "Barely any")
     assert {m.label: m.value for m in at.metric}["Segments"] == "5"
     assert any(t.startswith("Users on a 2-D map") for t in chart_titles(at))
     assert len(at.get("download_button")) >= 5  # one export per persona card

@@ -123,15 +123,29 @@ def test_every_sidebar_page_opens(page: Page, shot: Shot, js_errors: list[str]) 
         go_to(page, label)
         expect(page.get_by_role("heading", level=1).first).to_be_visible()
         assert_no_exception(page)
-        # What a person reads: no raw run ids, no scientific notation, no None or nan (issue 16). Charts are
-        # drawn in SVG and tables on a canvas, so this reads the page's text, as a person skims it.
-        text = page.get_by_test_id("stMain").inner_text()
-        for pattern, what in ((r"\brun-\d{8}-\d{6}", "a raw run id"), (r"\b\d(?:\.\d+)?e[+-]\d+\b", "scientific notation"),
-                              (r"(?<![\w'])(?:None|nan|NaN)(?![\w'])", "None or nan")):
-            found = re.search(pattern, text)
-            assert found is None, f"{label}: {what} on the page: …{text[max(0, found.start() - 60):found.end() + 60]}…"
+        assert_reads_cleanly(page, label)
         shot(label)
     assert js_errors == []
+
+
+# Text the browser cuts with an ellipsis (a metric, a button, a tab): its scrolling width is wider than its box.
+_CUT_TEXT = """() => [...document.querySelectorAll('[data-testid="stMain"] *')]
+    .filter(e => getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1
+                 && e.innerText.trim())
+    .map(e => e.innerText.trim())"""
+
+
+def assert_reads_cleanly(page: Page, label: str) -> None:
+    """What a person reads: no raw run ids, no scientific notation, no None or nan, no label cut short (issue 16).
+
+    Charts are drawn in SVG and tables on a canvas, so this reads the page's text, as a person skims it.
+    """
+    text = page.get_by_test_id("stMain").inner_text()
+    for pattern, what in ((r"\brun-\d{8}-\d{6}", "a raw run id"), (r"\b\d(?:\.\d+)?e[+-]\d+\b", "scientific notation"),
+                          (r"(?<![\w'])(?:None|nan|NaN)(?![\w'])", "None or nan")):
+        found = re.search(pattern, text)
+        assert found is None, f"{label}: {what} on the page: …{text[max(0, found.start() - 60):found.end() + 60]}…"
+    assert page.evaluate(_CUT_TEXT) == [], f"{label}: text cut short with an ellipsis"
 
 
 def test_catalog_upload_report_commit_and_search(page: Page, shot: Shot, js_errors: list[str], tmp_path: Path) -> None:
@@ -266,12 +280,26 @@ def test_run_a_segmentation_and_see_the_map(page: Page, shot: Shot, js_errors: l
     assert js_errors == []
 
 
+def test_every_page_of_the_demo_store_reads_cleanly(page: Page, shot: Shot, js_errors: list[str], demo_app_url: str) -> None:
+    """The walk a demo session takes, on the demo store (after the segmentation above): every page, as a person reads it."""
+    page.goto(demo_app_url)
+    expect(page.get_by_role("heading", name="MarketLab", level=1)).to_be_visible()
+    wait_idle(page)
+    labels = nav_labels(page)
+    for label in [*labels[1:], labels[0]]:
+        go_to(page, label)
+        assert_no_exception(page)
+        assert_reads_cleanly(page, label)
+        shot(label)
+    assert js_errors == []
+
+
 def test_write_copy_approve_and_export(page: Page, shot: Shot, js_errors: list[str], tmp_path: Path) -> None:
     """The bundled SmolLM2 on the CPU writes a Google RSA; one asset is locked, another regenerated; the ad is
     approved and exported for Google Ads Editor with a Final URL template."""
     open_copy_studio_on(page, "Summit", re.compile(r"Summit 750 ml Insulated Steel Water Bottle"), variants=1)
 
-    page.get_by_role("button", name="Generate 1 ad(s) per product").click()
+    page.get_by_role("button", name="Generate 1 ad per product").click()
     # First use loads the model (converting the bundled GGUF once on a fresh machine), then writes.
     # Writing runs on the server beside the page, which shows its progress and then what it saved.
     # (The sidebar says so too, on every page: the page's own line is the one looked for.)
@@ -346,7 +374,7 @@ def test_writing_goes_on_while_the_marketer_browses_and_stop_keeps_saved_drafts(
     open_copy_studio_on(page, "Trailhead", re.compile(r"Trailhead Ultralight Tent 2P"), variants=6)
     drafts_before = page.get_by_role("button", name="Approve").count()
 
-    page.get_by_role("button", name="Generate 6 ad(s) per product").click()
+    page.get_by_role("button", name="Generate 6 ads per product").click()
     bar = page.get_by_role("progressbar")
     expect(bar).to_be_visible(timeout=240_000)  # the model may still be loading
     expect(page.get_by_text(re.compile(r"Writing 18 candidates"))).to_be_visible(timeout=240_000)
