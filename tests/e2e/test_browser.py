@@ -140,6 +140,7 @@ def assert_reads_cleanly(page: Page, label: str) -> None:
 
     Charts are drawn in SVG and tables on a canvas, so this reads the page's text, as a person skims it.
     """
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0)  # every element drawn, not a placeholder
     text = page.get_by_test_id("stMain").inner_text()
     for pattern, what in ((r"\brun-\d{8}-\d{6}", "a raw run id"), (r"\b\d(?:\.\d+)?e[+-]\d+\b", "scientific notation"),
                           (r"(?<![\w'])(?:None|nan|NaN)(?![\w'])", "None or nan")):
