@@ -366,6 +366,13 @@ def _p(p: float | None) -> str:
     return "n/a" if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
 
 
+def _contenders(variants: list[VariantStats]) -> tuple[VariantStats, list[VariantStats], VariantStats | None]:
+    """(control, the challengers, the best-converting challenger or None): what the verdict and the sample need both weigh."""
+    ctrl = next(v for v in variants if v.is_control)
+    others = [v for v in variants if not v.is_control]
+    return ctrl, others, max(others, key=lambda v: v.rate or 0) if others else None
+
+
 def _verdict(spec: ExperimentSpec, variants: list[VariantStats], control: str, srm_p: float | None) -> tuple[str | None, str]:
     """(winner, one line a marketer acts on): the numbers that matter in words; p-values live in ``_details``."""
     srm = srm_p is not None and srm_p < SRM_ALPHA
@@ -377,9 +384,8 @@ def _verdict(spec: ExperimentSpec, variants: list[VariantStats], control: str, s
     if small:
         names = ", ".join(f"{v.variant_id} ({v.exposed:,})" for v in small)
         return None, f"No winner yet: every variant needs {spec.min_users:,} users who saw it; {names} not there yet.{warn}"
-    ctrl = next(v for v in variants if v.is_control)
-    others = [v for v in variants if not v.is_control]
-    best = max(others, key=lambda v: v.rate or 0)
+    ctrl, others, best = _contenders(variants)
+    assert best is not None  # two variants or more
     if best.significant and (best.rate or 0) > (ctrl.rate or 0):
         if srm:
             return None, (f"{best.variant_id} converts {_pct(best.rate)} against {_pct(ctrl.rate)} for control {control}, "
@@ -405,9 +411,7 @@ def _details(spec: ExperimentSpec, variants: list[VariantStats]) -> str:
 
 def _need(spec: ExperimentSpec, variants: list[VariantStats], span_days: float | None) -> SampleNeed | None:
     """The sample that would decide, for the best challenger ahead of control (none when it is behind)."""
-    ctrl = next(v for v in variants if v.is_control)
-    others = [v for v in variants if not v.is_control]
-    best = max(others, key=lambda v: v.rate or 0) if others else None
+    ctrl, others, best = _contenders(variants)
     if best is None or best.uplift is None or best.uplift <= 0 or ctrl.rate is None or best.rate is None:
         return None
     needed = users_needed(ctrl.rate, best.rate, spec.alpha / max(len(others), 1))

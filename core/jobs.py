@@ -184,6 +184,10 @@ class JobBoard:
             except Exception as e:  # noqa: BLE001 - the worker must outlive any one job; the job says what broke
                 status, error = "failed", f"{type(e).__name__}: {e}"
                 traceback.print_exc()
+            # This daemon thread waits for the next job with its locals alive: the finished work (and the Store,
+            # cursors and model its closure holds) would outlive the interpreter's shutdown, which DuckDB then
+            # reports as dozens of "nanobind: leaked …" lines. Let go of it before the job is said to be over.
+            del work
             with self._lock:
                 job.status, job.finished = status, time.time()
                 job.result = result or job.result

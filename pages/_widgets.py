@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.config import load_settings
 from core.contracts import contract, suggest_mapping
-from core.currency import with_currency
+from core.units import duration, measure, money  # noqa: F401  (pages use them from here)
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.ingest import PRICE_POLICY_LABELS, IngestPlan, IngestReport, commit, prepare, totals_table
@@ -34,41 +34,6 @@ SHOWN_ROWS = 1000  # row-by-row tables beyond this are downloadable, not drawn
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """'1 row', '2 rows', '1,204 products'."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
-
-
-def duration(seconds: float | None) -> str:
-    """'45 s', '12 min', '3.5 h', '2.1 days' — for medians and percentiles of time to convert."""
-    if seconds is None:
-        return "—"
-    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            value = seconds / size
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-    return f"{seconds:.0f} s"
-
-
-def money(value: float | None, currency: str | None, *, cents: bool = False) -> str:
-    """'$1,204', '€89.50', '1,204 BRL': money always with its currency, never a bare number."""
-    if value is None or value != value:
-        return "—"
-    return with_currency(f"{value:,.2f}" if cents else f"{value:,.0f}", currency)
-
-
-def measure(value: float | None, unit: str, currency: str | None = None) -> str:
-    """A number as people read it, by its unit: shares as percentages, counts with separators, never 8.95e+03."""
-    if value is None or value != value:
-        return "—"
-    if unit == "share":
-        return f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
-    if unit == "money":
-        return money(value, currency)
-    if unit == "days":
-        return f"{value:,.0f} days" if value >= 10 else f"{value:.1f} days"
-    if unit == "seconds":
-        return duration(value)
-    if unit == "ratio":
-        return f"{value:.2f}×"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}".rstrip("0").rstrip(".")
 
 
 def date_range(store: Store, key: str) -> tuple[datetime | None, datetime | None]:

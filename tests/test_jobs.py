@@ -102,3 +102,25 @@ def test_a_bad_request_is_refused_when_the_job_is_asked_for(tmp_path) -> None:
     with pytest.raises(MarketLabError):
         write_copy_work(store, model, GenerationRequest(("P0001",), "telegram"))
     store.close()
+
+
+def test_a_finished_job_lets_go_of_what_its_work_held(board: JobBoard) -> None:
+    """The worker waits for the next job with its locals alive: a Store its last job held would outlive the
+    interpreter, and DuckDB prints dozens of "nanobind: leaked" lines at shutdown (issue 16)."""
+    import gc
+    import weakref
+
+    class Held:  # stands for the Store and model a writing job's closure holds
+        pass
+
+    held = Held()
+    alive = weakref.ref(held)
+
+    def work(ctx: JobContext, thing: Held = held) -> str:
+        return "done"
+
+    board.submit("hold", "ana", 1, work)
+    del held, work
+    assert board.wait(10)
+    gc.collect()
+    assert alive() is None

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 
 from core.copy.facts import ProductFacts
-from core.currency import with_currency
+from core.units import with_currency
 from core.copy.limits import title_case
 
 __all__ = ["ad_keyword", "call_to_action", "closing_sentences", "kind_is_named", "price_headline", "price_text", "product_names", "title_phrases"]

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 from core.errors import MarketLabError
 from core.segments.profiles import Difference, SegmentProfile
+from core.units import measure
 
 __all__ = ["Generate", "Fact", "Persona", "persona_facts", "persona_prompt", "check_grounding", "parse_persona",
            "template_persona", "write_personas", "from_engine"]
@@ -67,22 +68,16 @@ def _pct(x: float) -> str:
     return f"{p:.1f}%" if 0 < abs(p) < 1 else f"{round(p)}%"
 
 
+# The event log's revenue carries no currency; the demo store and the real exports are in dollars.
+_CURRENCY = "USD"
+
+
 def _money(x: float) -> str:
-    return f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
+    return measure(x, "money", _CURRENCY)
 
 
 def _value(unit: str, x: float) -> str:
-    if unit == "share":
-        return _pct(x)
-    if unit == "money":
-        return _money(x)
-    if unit == "ratio":
-        return f"{x:.2f}" if abs(x) < 10 else _num(x)
-    if unit == "days":
-        return f"{_num(x)} days"
-    if unit == "seconds":
-        return f"{_num(x)} s"
-    return _num(x)
+    return measure(x, unit, _CURRENCY)  # as the segment page shows the same differences
 
 
 def persona_facts(p: SegmentProfile, base: SegmentProfile) -> list[Fact]:

@@ -115,8 +115,14 @@ class SegmentProfile:
 
 def _pooled(shares: pd.Series, weights: pd.Series) -> float:
     """A share over all the users' views or sessions together (not the mean of each user's share)."""
-    w = weights.fillna(0)
-    return float((shares.fillna(0) * w).sum() / w.sum()) if w.sum() > 0 else 0.0
+    return float(_pooled_columns(shares.to_frame(), weights)[0])
+
+
+def _pooled_columns(shares: pd.DataFrame, weights: pd.Series) -> np.ndarray:
+    """``_pooled`` for each column of ``shares`` at once (zeros when there is no weight)."""
+    w = weights.fillna(0).to_numpy(dtype=float)
+    values = shares.fillna(0).to_numpy(dtype=float)
+    return values.T @ w / w.sum() if w.sum() > 0 else np.zeros(values.shape[1])
 
 
 def _card(seg_id: str, f: pd.DataFrame, n_all: int, revenue_all: float, cat_cols: list[str], dev_cols: list[str], top: int) -> SegmentProfile:
@@ -136,13 +142,13 @@ def _card(seg_id: str, f: pd.DataFrame, n_all: int, revenue_all: float, cat_cols
 
     cats = []
     if cat_cols and views.sum() > 0:
-        w = (f[cat_cols].fillna(0).to_numpy() * views.to_numpy()[:, None]).sum(axis=0) / views.sum()
+        w = _pooled_columns(f[cat_cols], views)
         cats = sorted(((c[4:], float(s)) for c, s in zip(cat_cols, w)), key=lambda x: -x[1])[:top]
     devs = []
     if dev_cols and sessions.sum() > 0:
-        w = (f[dev_cols].fillna(0).to_numpy() * sessions.to_numpy()[:, None]).sum(axis=0) / sessions.sum()
+        w = _pooled_columns(f[dev_cols], sessions)
         devs = sorted(((c[7:], float(s)) for c, s in zip(dev_cols, w)), key=lambda x: -x[1])[:top]
-    campaign = float((f["campaign_share"].fillna(0) * sessions).sum() / sessions.sum()) if sessions.sum() > 0 else None
+    campaign = _pooled(f["campaign_share"], sessions) if sessions.sum() > 0 else None
     return SegmentProfile(
         segment_id=seg_id, size=n, share=n / n_all if n_all else 0.0, buyers=buyers,
         conversion_rate=buyers / n if n else 0.0,

@@ -2,7 +2,7 @@
 
 from core.copy.data_headlines import price_text
 from core.copy.facts import ProductFacts
-from core.currency import with_currency
+from core.units import with_currency
 from pages._widgets import money
 
 
