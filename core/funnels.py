@@ -40,7 +40,7 @@ import re
 import threading
 import time
 import weakref
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -376,8 +376,6 @@ def ensure_index(store: Store, *, force: bool = False) -> IndexInfo:
                 "ORDER BY n.ev, fu.u, e.ts"  # each event's rows together: a step reads only its own row groups
             )
             cur.execute("INSERT INTO funnel_index_state VALUES (?, current_timestamp, ?)", [fingerprint, n])
-        with _cache_lock:
-            _cache.clear()
         return IndexInfo(n, True, time.perf_counter() - began, fingerprint)
     except duckdb.Error as e:
         raise QueryError(str(e), title="DuckDB could not build the funnel index") from e
@@ -778,27 +776,15 @@ def _trend_frame(cur: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> pd.DataFra
 # The entry points
 # ---------------------------------------------------------------------------------------
 
-_cache: OrderedDict[tuple, FunnelResult] = OrderedDict()
-_cache_lock = threading.Lock()
-_CACHE_SIZE = 32
-
-
-def funnel(store: Store, spec: FunnelSpec, *, use_cache: bool = True) -> FunnelResult:
+def funnel(store: Store, spec: FunnelSpec) -> FunnelResult:
     """Steps, breakdown, trend and time to convert for ``spec``.
 
-    Brings the funnel index up to date first (seconds, once after events change). Results are
-    cached in this process per store, spec and state of events, users and segments, so a page
-    that redraws asks DuckDB only when something changed.
+    Brings the funnel index up to date first (seconds, once after events change). Not cached here:
+    pages read it through their one cache (``pages._resources.cached_read``, keyed on the data's
+    version), which a second cache in core could only duplicate.
     """
     began = time.perf_counter()
-    info = ensure_index(store)
-    key = _cache_key(store, spec, info) if use_cache else None
-    if key is not None and use_cache:
-        with _cache_lock:
-            hit = _cache.get(key)
-            if hit is not None:
-                _cache.move_to_end(key)
-                return hit
+    ensure_index(store)
     try:
         with store.cursor() as cur:
             plan = _plan(store, spec, cur)
@@ -822,26 +808,7 @@ def funnel(store: Store, spec: FunnelSpec, *, use_cache: bool = True) -> FunnelR
             total = _timing(cur, f"_c{n}", "t - st", 1, n, window_s) if n > 2 else None
     except duckdb.Error as e:
         raise QueryError(str(e), title="DuckDB could not run this funnel") from e
-    result = FunnelResult(spec, steps, breakdown, trend, timings, total, round(time.perf_counter() - began, 4))
-    if key is not None and use_cache:
-        with _cache_lock:
-            _cache[key] = result
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-    return result
-
-
-def _cache_key(store: Store, spec: FunnelSpec, info: IndexInfo) -> tuple | None:
-    try:
-        hash(spec)
-    except TypeError:
-        return None  # a filter value that cannot be a key (a list for "="): just do not cache
-    with store.cursor() as cur:  # users, segments and uploads can change a breakdown or a user filter
-        others = cur.execute(
-            "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM user_segments), (SELECT count(*) FROM segments), "
-            "(SELECT count(*) FROM ingest_log), (SELECT max(ingested_at) FROM ingest_log)"
-        ).fetchall()[0]
-    return (store.path, id(store), info.fingerprint, others, spec)
+    return FunnelResult(spec, steps, breakdown, trend, timings, total, round(time.perf_counter() - began, 4))
 
 
 def _any_events(cur: duckdb.DuckDBPyConnection) -> bool:

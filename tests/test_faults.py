@@ -45,8 +45,9 @@ from core.errors import ModelLoadError, StoreError  # noqa: E402
 from core.ingest import ingest_file  # noqa: E402
 from core.store import Store  # noqa: E402
 
-PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py", "pages/funnels.py", "pages/experiments.py",
-         "pages/segments.py", "pages/copy_studio.py"]
+from pages._shell import PAGES as PAGE_SPECS  # noqa: E402
+
+PAGES = [spec.path for spec in PAGE_SPECS]
 PHRASES = ["Made for every day", "Ready when you are", "A smart everyday choice", "Yours to keep", "Pick yours today",
            "Simple and well made", "Here for the long run", "Good to go", "Your new favourite", "Take it along"]
 

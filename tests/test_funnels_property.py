@@ -108,7 +108,7 @@ def test_sql_matches_the_reference_on_random_logs(cases: tuple[Store, list[Case]
         firsts = {r.user_id: r.first_step_at for r in levels.itertuples()}
         assert firsts == {u: r["first"] for u, r in ref.items()}, case.name
 
-        result = funnel(store, spec, use_cache=False)
+        result = funnel(store, spec)
         n = len(spec.steps)
         # Other cases' users never have this case's event names, so the counts are the case's own.
         assert [s.users for s in result.steps] == _expected_reached(ref, n), (case.name, spec)

@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT
 from core.errors import QueryError
 from core.store import Store
+from pages._shell import PAGES as PAGE_SPECS
 
-PAGES = ["pages/overview.py", "pages/catalog.py", "pages/data_import.py", "pages/funnels.py", "pages/experiments.py",
-         "pages/segments.py", "pages/copy_studio.py"]
+PAGES = [spec.path for spec in PAGE_SPECS]  # every page the app lists, including ones added later
 
 
 def open_app(page: str | None = None) -> AppTest:

@@ -20,9 +20,10 @@ from playwright.sync_api import Locator, Page, expect
 
 from .conftest import DATA, wait_idle
 
-# Sidebar label -> the page's st.title
-PAGE_TITLES = {"Overview": "MarketLab", "Catalog": "Catalog", "Import data": "Import data", "Funnels": "Funnels",
-               "Experiments": "Experiments", "Segments": "Segments", "Copy Studio": "Copy Studio"}
+from pages._shell import PAGES
+
+# Sidebar label -> the page's st.title (the overview is the app's front page, titled with its name)
+PAGE_TITLES = {spec.title: "MarketLab" if spec.path == "pages/overview.py" else spec.title for spec in PAGES}
 XSS_TITLE = "<script>window.__pwned=1</script>"
 
 Shot = Callable[[str], Path]
