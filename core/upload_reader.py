@@ -29,11 +29,21 @@ from core.errors import UploadError
 # an export respects. The upload size limit bounds the file anyway.
 csv.field_size_limit(2**31 - 1)
 
-FORMATS = ("csv", "tsv", "xlsx", "json", "jsonl", "parquet")
-EXTENSIONS = {
-    ".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv",
-    ".xlsx": "xlsx", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
+# The one table of upload formats: the CLI, the page's uploader and the messages all derive from it,
+# so a suffix is accepted everywhere or nowhere. Format -> (its name for people, the file suffixes).
+FORMAT_TABLE = {
+    "csv": ("CSV", (".csv", ".txt")),
+    "tsv": ("TSV", (".tsv", ".tab")),
+    "xlsx": ("Excel", (".xlsx",)),
+    "json": ("JSON", (".json",)),
+    "jsonl": ("JSON Lines", (".jsonl", ".ndjson")),
+    "parquet": ("Parquet", (".parquet",)),
 }
+FORMATS = tuple(FORMAT_TABLE)
+EXTENSIONS = {suffix: fmt for fmt, (_, suffixes) in FORMAT_TABLE.items() for suffix in suffixes}
+# What the uploader accepts ("csv", "txt", …) and how a message names them ("CSV, TSV, Excel, … or Parquet").
+UPLOAD_SUFFIXES = [suffix[1:] for suffix in EXTENSIONS]
+FORMAT_NAMES = ", ".join(name for name, _ in list(FORMAT_TABLE.values())[:-1]) + " or " + list(FORMAT_TABLE.values())[-1][0]
 # Legacy encodings tried when a file is not UTF-8. Kept short on purpose: with a long list
 # the detector confuses short Western text with Cyrillic or Big5 (measured on 2-line files).
 LEGACY_ENCODINGS = ("cp1252", "gb18030", "shift_jis")
@@ -142,7 +152,7 @@ def _detect_format(file_name: str, data: bytes) -> str:
         raise UploadError(f"{file_name} is an old Excel (.xls) file. Save it as .xlsx or CSV.", title="Unsupported file type")
     if by_name is None:
         raise UploadError(
-            f"{file_name}: unknown file type {suffix or '(none)'}. Supported: .csv, .tsv, .xlsx, .json, .jsonl, .parquet.",
+            f"{file_name}: unknown file type {suffix or '(none)'}. Supported: {', '.join(EXTENSIONS)}.",
             title="Unsupported file type",
         )
     if by_name in ("xlsx", "parquet"):

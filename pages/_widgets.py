@@ -21,12 +21,11 @@ from core.exports import safe_csv_bytes
 from core.ingest import PRICE_POLICY_LABELS, IngestPlan, IngestReport, commit, prepare, totals_table
 from core.overview import event_span
 from core.store import Store
-from core.upload_reader import ENCODING_CHOICES, RawTable, read_upload
+from core.upload_reader import ENCODING_CHOICES, FORMAT_NAMES, UPLOAD_SUFFIXES, RawTable, read_upload
 from pages._resources import cached_figure
 
 VIEWER_HELP = "Viewers read everything and change nothing: ask an editor to make the change."
 
-UPLOAD_TYPES = ["csv", "tsv", "txt", "xlsx", "json", "jsonl", "ndjson", "parquet"]
 PREVIEW_ROWS = 20
 SHOWN_ROWS = 1000  # row-by-row tables beyond this are downloadable, not drawn
 
@@ -208,7 +207,7 @@ def import_flow(store: Store, table: str, key: str) -> IngestReport | None:
         st.info(f"Importing data is for editors; you are signed in as a viewer. {VIEWER_HELP}")
         return None
     upload = st.file_uploader(
-        f"Upload {table} (CSV, TSV, Excel, JSON, JSON Lines or Parquet)", type=UPLOAD_TYPES, key=f"{key}_upload",
+        f"Upload {table} ({FORMAT_NAMES})", type=UPLOAD_SUFFIXES, key=f"{key}_upload",
         help=f"Up to {load_settings().max_upload_mb:g} MB. Nothing is written until you commit.",
     )
     done = st.session_state.get(f"{key}_done")

@@ -388,3 +388,13 @@ def test_sha256_identifies_the_bytes():
     a = read_upload("a.csv", b"x\n1\n")
     assert a.sha256 == read_upload("renamed.csv", b"x\n1\n").sha256
     assert a.sha256 != read_upload("a.csv", b"x\n2\n").sha256
+
+
+def test_the_page_the_cli_and_the_messages_accept_the_same_suffixes() -> None:
+    """One table of formats (issue 17): .tab was taken by the CLI and refused by the page's uploader."""
+    from core.upload_reader import EXTENSIONS, FORMAT_NAMES, UPLOAD_SUFFIXES
+
+    assert {f".{s}" for s in UPLOAD_SUFFIXES} == set(EXTENSIONS) and "tab" in UPLOAD_SUFFIXES
+    assert FORMAT_NAMES == "CSV, TSV, Excel, JSON, JSON Lines or Parquet"
+    with pytest.raises(UploadError, match=r"Supported: \.csv, \.txt, \.tsv, \.tab"):
+        read_upload("catalog.numbers", b"a,b\n1,2\n")
