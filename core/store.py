@@ -8,9 +8,13 @@ between Streamlit sessions running on different threads.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
+import gc
 import re
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -47,6 +51,22 @@ def quote_ident(name: str) -> str:
 
 
 _VERSIONS: dict[str, dict[str, int]] = {}
+_OPEN: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    """Close what is still open when the process ends.
+
+    A server or test run keeps stores in caches (st.cache_resource) and job closures until the end;
+    a DuckDB connection still alive when the interpreter tears DuckDB down is reported on stderr as
+    dozens of "nanobind: leaked …" lines, which read like a crash to whoever stops the server.
+    """
+    for store in list(_OPEN):
+        with contextlib.suppress(Exception):
+            store._con.close()
+        store.__dict__.pop("_con", None)
+    gc.collect()
 
 
 class Store:
@@ -76,6 +96,7 @@ class Store:
         except duckdb.Error as e:
             raise StoreError(str(e), title="The database file could not be opened") from e
         self._write_lock = threading.Lock()
+        _OPEN.add(self)
         # Shared by every Store on this file in the process (and the views made by as_user): DuckDB
         # gives them one database, so a write through any of them changes what all of them read.
         key = f"memory:{id(self)}" if self.path == ":memory:" else str(Path(self.path).resolve())
@@ -90,6 +111,7 @@ class Store:
         """This store, acting for ``user``: same connection and write lock, that user's rights."""
         view = copy.copy(self)
         view.user = user
+        _OPEN.add(view)  # it holds the connection too
         return view
 
     def data_version(self, tables: Iterable[str] | None = None) -> int:

@@ -89,3 +89,22 @@ def test_unknown_table_names_never_reach_sql(tmp_store: Store) -> None:
         tmp_store.count("users; DROP TABLE users")
     with pytest.raises(QueryError):
         tmp_store.columns("nope")
+
+
+def test_a_store_still_held_when_the_process_ends_is_closed_quietly(tmp_path: Path) -> None:
+    """A server keeps its store in a cache and its job thread until the end; DuckDB torn down under a live
+    connection prints dozens of "nanobind: leaked …" lines on stop, which read like a crash (issue 16)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, threading, time\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from core.store import Store\n"
+        "store = Store(sys.argv[1]); store.count('products')\n"
+        "threading.Thread(target=lambda s=store: time.sleep(3600), daemon=True).start()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "held.duckdb")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "leaked" not in done.stderr

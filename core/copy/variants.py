@@ -44,6 +44,7 @@ from core.copy.scoring import (
     score_set, score_variant, similarity,
 )
 from core.errors import MarketLabError
+from core.llm.types import by_prompt
 from core.store import Store
 
 GenerateFn = Callable[..., list[list[str]]]
@@ -242,10 +243,7 @@ def engine_generate_fn(engine: Any) -> GenerateFn:
                  stop: Sequence[str] = (), on_step: StepFn | None = None) -> list[list[Any]]:
         steps = {"on_step": on_step} if reports_steps else {}
         results = engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop, **steps)
-        grouped: list[list[Any]] = [[] for _ in prompts]
-        for result in sorted(results, key=lambda r: (r.prompt_index, r.variant_index)):
-            grouped[result.prompt_index].append(result)
-        return grouped
+        return by_prompt(results, len(prompts))
 
     try:
         generate.model_name = engine.describe().name  # type: ignore[attr-defined]

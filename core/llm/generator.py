@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,14 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from core.errors import GenerationError, ModelLoadError
 from core.llm.loading import DEFAULT_MODEL, convert_gguf, converted_dir, is_converted, load_pretrained, pick_device, resolve_model
-from core.llm.types import CancelFn, GenerationResult, ModelInfo, ProgressFn, Prompt, StepFn, as_chat, check_params, iterate_in_batches, new_seed
+from core.llm.types import BatchedGeneration, GenerationResult, ModelInfo, Prompt, StepFn, as_chat, check_params, new_seed
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_ROWS = {"cuda": 512, "cpu": 64}  # sequences per model.generate call; lowered after an OOM
 
 
-class Generator:
+class Generator(BatchedGeneration):
     """A loaded causal language model and its tokenizer, ready to generate in batches."""
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, source: str = "", max_batch_rows: int | None = None) -> None:
@@ -123,31 +123,6 @@ class Generator:
             results.extend(self._run_rows(rows, texts, config, seed, n, on_step))
             start = rows[-1][0] + 1
         return results
-
-    def generate_batches(
-        self,
-        prompts: Sequence[Prompt],
-        *,
-        n: int = 1,
-        batch_size: int = 8,
-        max_new_tokens: int = 64,
-        temperature: float = 0.7,
-        top_p: float = 0.95,
-        seed: int | None = None,
-        progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None,
-    ) -> Iterator[list[GenerationResult]]:
-        """Many prompts, ``batch_size`` prompts (× n variants) per batch; yields each batch's results.
-
-        ``progress(fraction, message)`` after each batch; ``cancel()`` is checked before each
-        batch and stops the iteration when it returns True. Other callers may use the model
-        between two batches.
-        """
-        check_params(n, max_new_tokens, temperature, top_p)
-        return iterate_in_batches(
-            self, prompts, n=n, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,
-            top_p=top_p, seed=seed, progress=progress, cancel=cancel, notices=lambda: list(self.notices),
-        )
 
     # -- internals -------------------------------------------------------------------------
 

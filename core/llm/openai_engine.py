@@ -12,20 +12,20 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from core.errors import LLMServerError
 from core.llm.loading import DEFAULT_MODEL
-from core.llm.types import CancelFn, GenerationResult, ModelInfo, ProgressFn, Prompt, StepFn, as_chat, check_params, iterate_in_batches, new_seed
+from core.llm.types import BatchedGeneration, GenerationResult, ModelInfo, Prompt, StepFn, as_chat, check_params, new_seed
 
 UNREACHABLE = "The language model server could not be reached"
 UNREADABLE = "The language model server sent an answer MarketLab cannot read"
 REFUSED = "The language model server refused the request"
 
 
-class OpenAIEngine:
+class OpenAIEngine(BatchedGeneration):
     """Generation through ``{url}/v1/chat/completions``; ``url`` may or may not end in ``/v1``."""
 
     def __init__(self, url: str, *, model: str = DEFAULT_MODEL, api_key: str | None = None, timeout: float = 120.0, concurrency: int = 8) -> None:
@@ -108,26 +108,6 @@ class OpenAIEngine:
                     future.cancel()
                 raise
         return [r for i in range(len(chats)) for r in answers[i]]
-
-    def generate_batches(
-        self,
-        prompts: Sequence[Prompt],
-        *,
-        n: int = 1,
-        batch_size: int = 8,
-        max_new_tokens: int = 64,
-        temperature: float = 0.7,
-        top_p: float = 0.95,
-        seed: int | None = None,
-        progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None,
-    ) -> Iterator[list[GenerationResult]]:
-        """Same contract as ``Generator.generate_batches``: ``batch_size`` prompts per step."""
-        check_params(n, max_new_tokens, temperature, top_p)
-        return iterate_in_batches(
-            self, prompts, n=n, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,
-            top_p=top_p, seed=seed, progress=progress, cancel=cancel,
-        )
 
     # -- HTTP ------------------------------------------------------------------------------
 

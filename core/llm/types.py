@@ -142,6 +142,45 @@ def check_params(n: int, max_new_tokens: int, temperature: float, top_p: float) 
         raise GenerationError(problem, title="Invalid generation settings")
 
 
+class BatchedGeneration:
+    """``generate_batches`` for any engine with ``generate``: one implementation for the local model and the server."""
+
+    def generate_batches(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        n: int = 1,
+        batch_size: int = 8,
+        max_new_tokens: int = 64,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        seed: int | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> Iterator[list[GenerationResult]]:
+        """Many prompts, ``batch_size`` prompts (× n variants) per batch; yields each batch's results.
+
+        ``progress(fraction, message)`` after each batch (with the engine's new notices, such as an
+        out-of-memory fallback); ``cancel()`` is checked before each batch and stops the iteration
+        when it returns True. Other callers may use the model between two batches.
+        """
+        check_params(n, max_new_tokens, temperature, top_p)
+        return iterate_in_batches(
+            self, prompts, n=n, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,  # type: ignore[arg-type]
+            top_p=top_p, seed=seed, progress=progress, cancel=cancel,
+            notices=lambda: list(getattr(self, "notices", None) or ()),
+        )
+
+
+def by_prompt(results: Sequence[GenerationResult], prompts: int) -> list[list[GenerationResult]]:
+    """An engine's flat results grouped per prompt, each group in variant order: what the copy writer
+    and the persona writer both read."""
+    grouped: list[list[GenerationResult]] = [[] for _ in range(prompts)]
+    for result in sorted(results, key=lambda r: (r.prompt_index, r.variant_index)):
+        grouped[result.prompt_index].append(result)
+    return grouped
+
+
 def iterate_in_batches(
     engine: Engine,
     prompts: Sequence[Prompt],

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from core.errors import MarketLabError
+from core.llm.types import by_prompt
 from core.segments.profiles import Difference, SegmentProfile
 from core.units import measure
 
@@ -34,15 +35,13 @@ Generate = Callable[..., list[list[str]]]
 def from_engine(engine: object) -> Generate:
     """Adapt a core.llm ``Engine`` (``generate(...) -> list[GenerationResult]``) to ``Generate``.
 
-    Results are grouped by ``prompt_index`` and ordered by ``variant_index``; core.llm is not
-    imported here, any object with that ``generate`` will do.
+    Results are grouped by ``prompt_index`` and ordered by ``variant_index``, as the copy writer reads them;
+    any object with that ``generate`` will do.
     """
 
     def generate(prompts: list[list[dict]], n: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
-        out: list[list[tuple[int, str]]] = [[] for _ in prompts]
-        for r in engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed):
-            out[r.prompt_index].append((r.variant_index, r.text))
-        return [[text for _, text in sorted(rows)] for rows in out]
+        results = engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        return [[r.text for r in group] for group in by_prompt(results, len(prompts))]
 
     return generate
 
