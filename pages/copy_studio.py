@@ -90,7 +90,7 @@ if go:
         note_engine_loaded(engine)
         request = GenerationRequest(
             product_ids=tuple(product_ids), channel=channel, tones=tuple(tones), n=int(n), temperature=float(temperature),
-            seed=int(st.session_state.get("copy_seed", 0)), segment_id=target,
+            seed=int(st.session_state.get("copy_seed", 0)), segment_id=target, segment_run_id=target_key[0] if target_key else None,
             persona=segment_choices[target_key][1] if target_key else "",
         )
         label = f"{CHANNELS[channel].label} for {count(len(product_ids), 'product')}"

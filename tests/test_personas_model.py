@@ -300,6 +300,14 @@ def test_segments_page_rewrites_personas_with_the_model_and_copy_studio_uses_the
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert engine.prompts and all(GROUNDED_LINE in p for p in engine.prompts)
+    # The drafts name their segment with its run: "c1" alone is in every k-means run.
+    from core.copy.variants import VariantFilter, list_variants
+    from core.segments import list_runs
+
+    store = resources.get_store()
+    written = [v for v in list_variants(store, VariantFilter()) if v.segment_id]  # the demo's own variants target no one
+    latest = list_runs(store)[0].run_id
+    assert written and {v.params.get("segment_run_id") for v in written} == {latest}
 
 
 def test_the_run_form_can_write_personas_with_the_model(app_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

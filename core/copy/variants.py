@@ -87,6 +87,8 @@ class GenerationRequest:
     temperature: float = 0.8
     seed: int = 0
     segment_id: str | None = None  # the target segment, stored with each variant for funnels
+    # The segmentation run it belongs to: every k-means run has a "c1", so the id alone names no one.
+    segment_run_id: str | None = None
     persona: str = ""  # that segment's persona text, shown to the model
     oversample: int = 3  # candidates asked for per variant wanted: small models miss limits and facts
     max_rounds: int = 3  # model calls per product before settling for what there is
@@ -444,6 +446,7 @@ def generate_variants(
                     "model": model, "temperature": request.temperature, "seed": request.seed, "round_seed": candidate.seed,
                     "tries": job.tries, "round": candidate.round, "candidates": job.answers, "rejected": job.rejected,
                     "oversample": request.oversample, "max_new_tokens": spec.max_new_tokens, "persona": request.persona,
+                    "segment_run_id": request.segment_run_id,
                     "repairs": dict(candidate.repaired.actions), "labelled": candidate.repaired.labelled,
                     "raw": candidate.repaired.raw, "prompt": job.messages, "warnings": warnings,
                 },
@@ -483,6 +486,7 @@ def _assembled(job: _Job, spec: ChannelSpec, request: GenerationRequest, model: 
                 "model": model, "temperature": request.temperature, "seed": request.seed, "tries": job.tries,
                 "candidates": job.answers, "rejected": job.rejected, "oversample": request.oversample,
                 "max_new_tokens": spec.writes.max_new_tokens, "persona": request.persona, "assembled": True,
+                "segment_run_id": request.segment_run_id,
                 # Where each asset came from: the model's answers, or the product's own data.
                 "assets": {k: origins.get(v, DATA) for k, v in fields.items() if spec.field(k).group_name != "path"},
                 "raw": [c.repaired.raw for c in job.pool], "prompt": job.messages, "warnings": warnings,
