@@ -117,3 +117,40 @@ def test_model_numbers_the_data_lacks_and_prices_written_as_data_are_refused() -
     assert "invented" not in kinds("VG-10 Steel French Press") | kinds("2-Person French Press") | kinds("350ml French Press")
     assert "data_label" in kinds("French Press 45.95 USD")
     assert "data_label" not in kinds("French Press for $45.95")
+
+
+# Read in the 30-product Amazon run (issue 13): what the model wrote for a $3.33 key ring and friends.
+KEY_RING = ProductFacts("A-K", "Disney Rapunzel Acrylic Key Ring, Multicolor", None, "Key Rings", 3.33, "USD",
+                        "Officially licensed | Acrylic key ring | show up to 2 reviews by default", {})
+BEAR = ProductFacts("A-B", "Aurora World Plush Graduation Bear, White Cap, 8.5\"", None, "Stuffed Animals & Teddy Bears",
+                    12.99, "USD", "Bear sits 8.5\" tall | Wears a graduation cap and holds a diploma", {})
+
+
+@pytest.mark.parametrize(("text", "gate"), [
+    ("[Headline 2", "data_label"),  # the answer's format, left over
+    ("Gold Antlers...", "unfinished"), ("65% polyester/35% cotton |", "unfinished"),
+    ("2 Reviews", "off_voice"), ("Best-Selling Key Ring", "off_voice"),  # social proof the data does not hold
+    ("Unique Product", "thin"), ("Product Details", "thin"), ("Fun and fun", "thin"),
+])
+def test_what_the_model_leaves_of_its_format_trailing_ends_social_proof_and_filler_are_refused(text: str, gate: str) -> None:
+    assert (gate, "headline") in gates_of({"headline": text}, KEY_RING)
+
+
+def test_a_category_that_names_a_shelf_is_no_headline_but_a_named_kind_is() -> None:
+    assert ("data_label", "headline") in gates_of({"headline": "Stuffed Animals & Teddy Bears"}, BEAR)
+    assert gates_of({"headline": "Plush Graduation Bear"}, BEAR) == set()
+    assert ("data_label", "description") in gates_of(
+        {"description": "Product Details: The product is a brand that provides accessories."}, KEY_RING)
+
+
+def test_a_model_headline_of_unrelated_real_words_is_unfamiliar_but_the_teams_own_headlines_are_not() -> None:
+    from core.copy.gates import unfamiliar_words
+    from core.copy.gold import load_gold
+
+    assert unfamiliar_words("Disney Resin Acrylic Key Ring", KEY_RING) == ["Resin"]
+    assert unfamiliar_words("Polyester Beach Bunker", KEY_RING) == ["Polyester", "Bunker"]
+    assert unfamiliar_words("Rapunzel Acrylic Key Ring", KEY_RING) == []  # the product's own words
+    assert unfamiliar_words("Stay Dry on Every Hike", JACKET) == []  # plain words an ad is made of
+    strict = [(e.where, v) for e in load_gold() for k, v in e.fields.items()
+              if k.startswith("headline") and unfamiliar_words(v, e.facts)]
+    assert strict == []

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from core.copy.channels import ChannelSpec, FieldSpec
 from core.copy.data_headlines import call_to_action, closing_sentences, kind_is_named, price_headline, title_phrases
 from core.copy.facts import ProductFacts
-from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key
+from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key, unfamiliar_words
 from core.copy.limits import field_problems, short_forms, trim_to_limit
 from core.copy.scoring import DEFAULT_BANNED, NEAR_DUPLICATE, Evidence, banned_hits, claims_in, similarity
 from core.copy.selling_points import SellingPoint, carries, selling_points
@@ -140,7 +140,13 @@ def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], s
             seen.add(key)
             if not field_problems(text, fspec):
                 carried = tuple(i for i, p in enumerate(points) if carries(text, p))
-                assets.append(Asset(group, text, origin, carried, usable_asset(text, fspec, spec, facts, evidence, banned)))
+                usable = usable_asset(text, fspec, spec, facts, evidence, banned)
+                # A headline the model wrote on its own uses the product's words and plain ones: a 135M model
+                # strings real but unrelated words into names ("Disney Resin Acrylic Key Ring", "Polyester
+                # Beach Bunker") that every other check lets through.
+                if usable and origin == MODEL and (fspec.max_chars or 999) <= 40 and unfamiliar_words(text, facts):
+                    usable = False
+                assets.append(Asset(group, text, origin, carried, usable))
         pools[group] = _distinct(sorted(assets, key=lambda a: a.rank_key))
     return pools
 

@@ -24,14 +24,16 @@ from typing import Any
 from core.copy.channels import ChannelSpec
 from core.copy.facts import ProductFacts, attribute_key, iter_values
 
-__all__ = ["GateFailure", "asset_gates", "asset_key", "set_gates"]
+__all__ = ["GateFailure", "asset_gates", "asset_key", "set_gates", "unfamiliar_words"]
 
 # "Category: …", "Capacity: 750 ml": a catalog field or attribute name followed by its value.
 _LABELLED = re.compile(r"(?:^|[.!?;]\s+)([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*\S")
 _DATA_LABELS = frozenset({
     "category", "price", "brand", "title", "material", "color", "colour", "size", "sku", "asin", "attribute", "attributes",
     "description", "product", "product name", "type", "model", "model number", "weight", "dimensions", "capacity",
-    "volume", "certification", "certifications", "features", "specifications",
+    "volume", "certification", "certifications", "features", "specifications", "product details", "details",
+    "product description", "about", "about product", "about this item", "technical details", "specification",
+    "product specification",
 })
 _PRICE = r"(?:[$€£¥₹]\s*\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s*(?:USD|EUR|GBP|JPY|INR|[$€£¥₹]))"
 _PRICE_ONLY = re.compile(rf"^\W*(?:only|just|from|now)?\W*{_PRICE}\W*$", re.IGNORECASE)
@@ -49,6 +51,19 @@ _SELLER_NOTE = re.compile(r"\bplease (?:read|see|check|note|refer)\b|\bsee (?:th
 # Words that do not make an asset redundant when they recur ("the", "and", "with"), lower case.
 _STOP = frozenset("""a an and are as at be by for from has have in is it its of on or our so that the this to with
     your you we will can all more new now get one two just also than very""".split())
+# What the model leaves of the prompt's format: "[Headline 2", "Description 3:".
+_FORMAT_LEFTOVER = re.compile(r"[\[\]{}<>]|\b(?:headline|description|primary text)\s*\d", re.IGNORECASE)
+# Ends that leave an asset hanging: an ellipsis, a bar or dash, an open bracket ("Gold Antlers...", "… cotton |").
+_TRAILING_JUNK = re.compile(r"(?:\.\.\.|…|[|/&:;,\-–—(])\s*$")  # not "+": "Ages 3+" ends well
+# Social proof the product's data does not hold ("2 Reviews", "5 stars"): marketplaces repeat review
+# counts in boilerplate ("show up to 2 reviews by default"), so the number alone is no evidence.
+_SOCIAL_PROOF = re.compile(r"\b\d[\d,.]*\s*(?:\+\s*)?(?:reviews?|ratings?|stars?|customers?|buyers?|sold)\b"
+                           r"|\b(?:best[- ]?sell(?:er|ing)|top[- ]rated|#1)\b", re.IGNORECASE)
+# Words that say nothing about any product in particular: a headline of only these ("Unique Product",
+# "Product Details", "Fun and fun") is filler.
+_FILLER_WORDS = frozenset("""product products item items details detail design designs unique quality great fun best new
+    perfect official accessories accessory info information feature features good nice awesome amazing excellent
+    style styles stuff thing things one ideal""".split())
 TITLE_BOUNDARY = frozenset({",", "-", "–", "—", "|", "(", "/", ":", ";", "with", "for", "and", "in", "by", "&"})
 _LONG_TITLE = 6  # words: a title this long pasted whole into a description is a label, not a sentence
 
@@ -172,6 +187,50 @@ def _data_codes(facts: ProductFacts) -> frozenset[str]:
     return frozenset(c.lower() for t in texts for c in _CODE.findall(t))
 
 
+@lru_cache(maxsize=1)
+def _familiar() -> frozenset[str]:
+    """Words every shopper knows: the Dale–Chall list of ~3,000 familiar words (shipped with textstat,
+    already a dependency) and the words ad copy is made of that it lacks ("durable", "stylish")."""
+    from importlib.resources import files
+
+    easy = files("textstat").joinpath("resources/en/easy_words.txt").read_text(encoding="utf-8").split()
+    return frozenset(w.lower() for w in easy) | _AD_WORDS | _SHOP_WORDS
+
+
+_AD_WORDS = frozenset("""durable stylish premium colorful colourful comfortable comfort lightweight portable spacious sturdy
+    versatile compact classic modern elegant essential everyday reliable secure smooth gentle fresh natural organic
+    vibrant bold sleek soft quality perfect ideal favorite favourite unique original official authentic iconic
+    collectible exclusive limited adorable cute stunning beautiful gorgeous fabulous awesome amazing incredible
+    delightful fantastic wonderful exciting creative imaginative educational interactive engaging entertaining
+    detailed realistic functional practical convenient easy simple effortless instant quick fast powerful efficient
+    protection protective support supportive flexible adjustable removable washable waterproof resistant insulated
+    design designed crafted handcrafted handmade made features feature includes included including collection
+    accessories accessory gift gifts holiday holidays birthday celebration decor decoration decorative display
+    adventure adventures explore discover enjoy experience upgrade style styles outfit wardrobe everyday anywhere
+    outdoor outdoors indoor travel journey season seasonal summer winter autumn spring families family kids toddler
+    toddlers adults teens children boys girls women men shop order today online delivered certified cuddly quest
+    trail trails prep zero fuss downpour rain storm weather hike hiking camp camping commute workout gym""".split())
+
+
+def unfamiliar_words(value: str, facts: ProductFacts) -> list[str]:
+    """Words of 4+ letters that are neither in the product's data nor among the familiar words of ads.
+
+    Stricter than ``invented_words`` (any English word), for what the model writes on its own: a 135M
+    model strings real but unrelated words into names ("Little Jacksie Balladle", "Disney Acres Acrylic
+    Key Ring", "Polyester Beach Bunker"); copy a marketer sends uses the product's words and plain ones.
+    """
+    familiar, data = _familiar(), _data_words(facts)
+    out = []
+    for word in dict.fromkeys(_WORD.findall(value)):
+        if len(word) < 4:
+            continue
+        low = word.lower()
+        forms = _word_forms(word) | {low.removesuffix(end) for end in ("s", "es", "ing", "ed", "ly", "er")}
+        if not any(f in familiar or f in data for f in forms):
+            out.append(word)
+    return out
+
+
 def invented_words(value: str, facts: ProductFacts) -> list[str]:
     """Words of 4+ letters that are neither English nor in the product's data ("Glacón Blue", "BigFig Pedimento"),
     and model numbers the data does not have ("Larder Lane A26000 Steel", "Northline M3 Merino")."""
@@ -185,12 +244,22 @@ def invented_words(value: str, facts: ProductFacts) -> list[str]:
 
 
 def _thin(value: str, facts: ProductFacts) -> bool:
-    """A headline of one word ("Sand", "Yes") or only a number and its unit ("100 W"): Google shows
-    it beside two others, and alone it says nothing. The brand and what the product is may stand alone."""
+    """A headline of one word ("Sand", "Yes"), only a number and its unit ("100 W"), or only filler
+    ("Unique Product", "Fun and fun"): Google shows it beside two others, and alone it says nothing.
+    The brand and what the product is may stand alone."""
     if asset_key(value) in {asset_key(facts.brand or ""), asset_key(facts.kind or "")}:
         return False
     words = re.findall(r"[^\W\d_]{3,}", value)
-    return len(value.split()) < 2 or not words
+    return len(value.split()) < 2 or not words or all(w.lower() in _FILLER_WORDS | _STOP for w in words)
+
+
+def _names_a_shelf(value: str, facts: ProductFacts) -> bool:
+    """The asset is the catalog's category where that names a shelf, not the product ("Stuffed Animals &
+    Teddy Bears" for a graduation bear, "Novelty & Gag Toys" for a fridge magnet)."""
+    from core.copy.data_headlines import kind_is_named  # data_headlines builds on the gates' neighbours
+
+    key = asset_key(value)
+    return bool(key) and not kind_is_named(facts) and key in {asset_key(facts.kind or ""), asset_key(facts.category or "")}
 
 
 def _redundant(value: str, is_short: bool) -> str | None:
@@ -244,6 +313,15 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
             failures.append(GateFailure("unfinished", fspec.key, f"{label} stops mid-sentence ({value[-30:]!r})."))
         if short and _HANGING_VERB.search(value):
             failures.append(GateFailure("unfinished", fspec.key, f"{label} stops before its object ({value[-30:]!r})."))
+        if _TRAILING_JUNK.search(value):
+            failures.append(GateFailure("unfinished", fspec.key, f"{label} trails off ({value[-30:]!r})."))
+        if _FORMAT_LEFTOVER.search(value):
+            failures.append(GateFailure("data_label", fspec.key, f"{label} is a leftover of the answer's format ({value[:40]!r})."))
+        if short and fspec.group_name != "path" and _names_a_shelf(value, facts):
+            failures.append(GateFailure("data_label", fspec.key, f"{label} names the catalog's shelf ({value!r}), not the product."))
+        if _SOCIAL_PROOF.search(value):
+            failures.append(GateFailure("off_voice", fspec.key, f"{label} claims reviews, ratings or sales "
+                                        f"({_SOCIAL_PROOF.search(value).group(0)!r}) the product's data does not hold."))
         if _SELLER_NOTE.search(value):
             failures.append(GateFailure("off_voice", fspec.key, f"{label} is a seller's note to the shopper ({value[:40]!r}), not copy."))
         if _FAKE_REPLY.search(value) or _FIRST_PERSON.search(value):

@@ -840,6 +840,8 @@ def selling_points(facts: ProductFacts, limit: int = 8) -> list[SellingPoint]:
             continue
         if any(carries(c.text, point) or (point.source == "description" and carries(point.text, c)) for c in chosen):
             continue  # already said ("Waterproof rain jacket." after "20,000 mm waterproof rating.")
+        if point.source == "description" and point.kind == "other":
+            heads = []  # a bare size ("0.7″ High", "14″ Wide"): a fact for a description, no headline on its own
         usable = [h for h in dict.fromkeys(heads) if h and _usable(h, "headline", facts, evidence)]
         saying = [h for h in usable if carries(h, point)]
         # The label says the point in the seller's words, not its own: a phrasing, never the point's headline.
