@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.copy.ad_strength import ad_strength
 from core.copy.assemble import asset_pool, assemble_ads
 from core.copy.channels import get_channel
-from core.copy.data_headlines import (ad_keyword, call_to_action, kind_is_named, price_headline, price_text,
+from core.copy.data_headlines import (ad_keyword, call_to_action, kind_is_named, offer_sentence, price_headline, price_text,
                                       title_phrases)
 from core.copy.facts import ProductFacts
 from core.copy.gates import asset_gates
@@ -93,3 +93,14 @@ def test_a_description_of_one_short_fact_is_closed_with_a_call_to_action_or_the_
     assert "Comes in Sand." not in descriptions
     assert any(d.endswith(("Shop the Summit Tumbler today.", "Yours for $20.99.")) for d in descriptions)
     assert len({d.split(". ")[-1] for d in descriptions}) == len(descriptions)  # no two end alike
+
+
+def test_a_product_with_few_facts_still_gets_a_second_description_the_offer_said_whole() -> None:
+    ring = ProductFacts("A7", "Disney Rapunzel Acrylic Key Ring, Multicolor", None, "Key Rings", 3.33, "USD",
+                        "Officially licensed", {})
+    assert offer_sentence(ring, 90) == "Get the Key Ring for $3.33."
+    pools = asset_pool([], RSA, ring, Evidence(ring, []))
+    (ad,) = assemble_ads(pools, RSA, ring, 1)
+    descriptions = [v for k, v in ad.items() if k.startswith("description")]
+    assert "Get the Key Ring for $3.33." in descriptions and len(descriptions) >= 2
+    assert not any(asset_gates({k: v}, RSA.writes, ring) for k, v in ad.items() if not k.startswith("path"))

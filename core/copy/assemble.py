@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.copy.channels import ChannelSpec, FieldSpec
-from core.copy.data_headlines import call_to_action, closing_sentences, kind_is_named, price_headline, title_phrases
+from core.copy.data_headlines import (call_to_action, closing_sentences, kind_is_named, offer_sentence, price_headline,
+                                      title_phrases)
 from core.copy.facts import ProductFacts
 from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key, unfamiliar_words
 from core.copy.limits import field_problems, short_forms, trim_to_limit
@@ -101,7 +102,9 @@ def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Seque
         text = out[i]
         if len(text) < _SHORT_DESCRIPTION and (closing := next(closings, None)) and len(text) + 1 + len(closing) <= limit:
             out[i] = f"{text} {closing}"
-    return out
+    # Last, for a product whose data gives fewer descriptions than the ad takes: the offer, said whole.
+    offer = offer_sentence(facts, limit, brands)
+    return out + ([offer] if offer and offer not in out else [])
 
 
 def _ends_a_phrase(cut: str, title: str) -> bool:

@@ -25,7 +25,7 @@ from core.copy.facts import ProductFacts
 from core.units import with_currency
 from core.copy.limits import title_case
 
-__all__ = ["ad_keyword", "call_to_action", "closing_sentences", "kind_is_named", "price_headline", "price_text", "product_names", "title_phrases"]
+__all__ = ["ad_keyword", "call_to_action", "closing_sentences", "kind_is_named", "offer_sentence", "price_headline", "price_text", "product_names", "title_phrases"]
 
 # Where a marketplace title's phrases end: a bar, a dash between spaces, a comma, a colon, brackets.
 _PHRASE_BREAK = re.compile(r"\s*[|•]\s*|\s+[-–—]\s+|,\s+|:\s+|\s*[()\[\]]\s*")
@@ -213,6 +213,14 @@ def call_to_action(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) 
     """"Shop the Summit Tumbler": a call to action that names the product, not a bare "Shop Now"."""
     name = _product_name(facts, limit, len("Shop the "), brands)
     return f"Shop the {name}" if name else None
+
+
+def offer_sentence(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> str | None:
+    """A description that stands alone for a product with few facts: "Get the Acrylic Key Ring for $3.33."
+    Worded apart from the closing sentences, so an ad with both does not say the same thing twice."""
+    price = price_text(facts)
+    name = _product_name(facts, limit, len("Get the  for .") + len(price or ""), brands) if price else None
+    return f"Get the {name} for {price}." if name else None
 
 
 def closing_sentences(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> list[str]:
