@@ -104,3 +104,13 @@ def test_a_product_with_few_facts_still_gets_a_second_description_the_offer_said
     descriptions = [v for k, v in ad.items() if k.startswith("description")]
     assert "Get the Key Ring for $3.33." in descriptions and len(descriptions) >= 2
     assert not any(asset_gates({k: v}, RSA.writes, ring) for k, v in ad.items() if not k.startswith("path"))
+
+
+def test_a_product_with_no_facts_but_its_name_and_price_still_has_two_grounded_descriptions() -> None:
+    """The key ring of the Amazon run filled its second description with '20191018018128' the model wrote."""
+    ring = ProductFacts("A8", "Disney Rapunzel Acrylic Key Ring, Multicolor", None, "Toys & Games", 3.33, "USD", "", {})
+    pools = asset_pool([({"description": "20191018018128"}, {})], RSA, ring, Evidence(ring, []))
+    (ad,) = assemble_ads(pools, RSA, ring, 1)
+    descriptions = [v for k, v in ad.items() if k.startswith("description")]
+    assert len(descriptions) == 2 and "20191018018128" not in descriptions
+    assert all(d.startswith(("Get the", "Shop the")) for d in descriptions)

@@ -97,14 +97,18 @@ def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Seque
     out += [t for t in fitting if t not in out]
     # A description of one short fact ("Comes in Sand.") is closed with a call to action or the price;
     # the thinnest of those the ad is meant to show first (the singles after them only meet a minimum).
-    closings = iter(closing_sentences(facts, limit, brands))
+    closings = closing_sentences(facts, limit, brands)
+    unused = iter(closings)
     for i in sorted(range(dealt), key=lambda j: len(out[j])):
         text = out[i]
-        if len(text) < _SHORT_DESCRIPTION and (closing := next(closings, None)) and len(text) + 1 + len(closing) <= limit:
+        if len(text) < _SHORT_DESCRIPTION and (closing := next(unused, None)) and len(text) + 1 + len(closing) <= limit:
             out[i] = f"{text} {closing}"
-    # Last, for a product whose data gives fewer descriptions than the ad takes: the offer, said whole.
+    # Last, for a product whose data gives fewer descriptions than the ad takes (Google needs two): the offer
+    # said whole, then the call to action on its own if no description closes with it already.
     offer = offer_sentence(facts, limit, brands)
-    return out + ([offer] if offer and offer not in out else [])
+    call = closings[0] if closings and closings[0].startswith("Shop the") else None
+    extra = [offer] + ([call] if call and not any(t.endswith(call) for t in out) else [])
+    return out + [t for t in extra if t and t not in out]
 
 
 def _ends_a_phrase(cut: str, title: str) -> bool:
