@@ -154,3 +154,16 @@ def test_a_model_headline_of_unrelated_real_words_is_unfamiliar_but_the_teams_ow
     strict = [(e.where, v) for e in load_gold() for k, v in e.fields.items()
               if k.startswith("headline") and unfamiliar_words(v, e.facts)]
     assert strict == []
+
+
+def test_what_the_model_wrote_about_nothing_the_product_is_counts_as_ungrounded() -> None:
+    """Read in the Amazon run: English, within limits, and not about the product."""
+    from core.copy.gates import ungrounded
+
+    backpack = ProductFacts("A-P", "Little JJ Cole Backpack for Kids, Robot", None, "Kids' Backpacks", 19.99, "USD",
+                            "Comes with no-slip grips | The padded straps are adjustable", {})
+    assert ungrounded("100 Guns Bite", backpack, short=True) and ungrounded("You can pick it up", backpack, short=True)
+    assert not ungrounded("Padded Adjustable Straps", backpack, short=True)
+    assert not ungrounded("Grab the Backpack for $19.99", backpack, short=True)  # plain ad words and its price
+    assert ungrounded("The name is Little.", backpack, short=False)  # one word of the product is not a description
+    assert not ungrounded("Padded straps adjust as your child grows.", backpack, short=False)

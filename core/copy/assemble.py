@@ -22,7 +22,7 @@ from core.copy.channels import ChannelSpec, FieldSpec
 from core.copy.data_headlines import (call_to_action, closing_sentences, kind_is_named, offer_sentence, price_headline,
                                       title_phrases)
 from core.copy.facts import ProductFacts
-from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key, unfamiliar_words
+from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key, unfamiliar_words, ungrounded
 from core.copy.limits import field_problems, short_forms, trim_to_limit
 from core.copy.scoring import DEFAULT_BANNED, NEAR_DUPLICATE, Evidence, banned_hits, claims_in, similarity
 from core.copy.selling_points import SellingPoint, carries, selling_points
@@ -148,10 +148,12 @@ def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], s
             if not field_problems(text, fspec):
                 carried = tuple(i for i, p in enumerate(points) if carries(text, p))
                 usable = usable_asset(text, fspec, spec, facts, evidence, banned)
-                # A headline the model wrote on its own uses the product's words and plain ones: a 135M model
-                # strings real but unrelated words into names ("Disney Resin Acrylic Key Ring", "Polyester
-                # Beach Bunker") that every other check lets through.
-                if usable and origin == MODEL and (fspec.max_chars or 999) <= 40 and unfamiliar_words(text, facts):
+                # What the model wrote on its own is about this product, in its words and plain ones: a 135M model
+                # strings real but unrelated words into names ("Disney Resin Acrylic Key Ring", "Polyester Beach
+                # Bunker") and sentences ("100 Guns Bite") that every other check lets through.
+                short = (fspec.max_chars or 999) <= 40
+                if usable and origin == MODEL and ((short and unfamiliar_words(text, facts))
+                                                   or ungrounded(text, facts, short=short)):
                     usable = False
                 assets.append(Asset(group, text, origin, carried, usable))
         pools[group] = _distinct(sorted(assets, key=lambda a: a.rank_key))

@@ -24,7 +24,7 @@ from typing import Any
 from core.copy.channels import ChannelSpec
 from core.copy.facts import ProductFacts, attribute_key, iter_values
 
-__all__ = ["GateFailure", "asset_gates", "asset_key", "set_gates", "unfamiliar_words"]
+__all__ = ["GateFailure", "asset_gates", "asset_key", "set_gates", "unfamiliar_words", "ungrounded"]
 
 # "Category: …", "Capacity: 750 ml": a catalog field or attribute name followed by its value.
 _LABELLED = re.compile(r"(?:^|[.!?;]\s+)([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*\S")
@@ -209,7 +209,9 @@ _AD_WORDS = frozenset("""durable stylish premium colorful colourful comfortable 
     adventure adventures explore discover enjoy experience upgrade style styles outfit wardrobe everyday anywhere
     outdoor outdoors indoor travel journey season seasonal summer winter autumn spring families family kids toddler
     toddlers adults teens children boys girls women men shop order today online delivered certified cuddly quest
-    trail trails prep zero fuss downpour rain storm weather hike hiking camp camping commute workout gym""".split())
+    trail trails prep zero fuss downpour rain storm weather hike hiking camp camping commute workout gym
+    add start play bring ready hit suit grab light order now get make take meet try give keep stay dry wear carry
+    build create learn explore share celebrate party dance bedtime shelf home day night week weekend year""".split())
 
 
 def unfamiliar_words(value: str, facts: ProductFacts) -> list[str]:
@@ -229,6 +231,32 @@ def unfamiliar_words(value: str, facts: ProductFacts) -> list[str]:
         if not any(f in familiar or f in data for f in forms):
             out.append(word)
     return out
+
+
+def _data_numbers(facts: ProductFacts) -> frozenset[str]:
+    texts = [str(v) for v in facts.field_values().values()] + [f"{facts.price:g}" if facts.price else ""]
+    texts += [t for v in facts.attributes.values() for t in iter_values(v)]
+    return frozenset(n for t in texts for n in re.findall(r"\d+(?:\.\d+)?", t))
+
+
+def ungrounded(value: str, facts: ProductFacts, *, short: bool) -> bool:
+    """Whether what the model wrote on its own says too little of this product to be about it.
+
+    A headline must take most of its words (plain ad words aside) from the product's data, and at least
+    one; a description at least two. Read in the Amazon run: "100 Guns Bite", "You can pick it up", "A fun
+    to-go shopping product", "The name is Proline.", "You're a big, brazen fan of the fringe craze!" —
+    English, within limits, and about nothing the product is.
+    """
+    data = _data_words(facts)
+    words = [w.lower() for w in _WORD.findall(value) if len(w) >= 3 and w.lower() not in _STOP]
+    grounded = [w for w in words if any(f in data for f in _word_forms(w) | {w.removesuffix("s")})]
+    # The product's own numbers count too: "A pair for $12.99", "Just $6.88 for 67 pieces".
+    numbers = _data_numbers(facts)
+    grounded += [n for n in re.findall(r"\d+(?:\.\d+)?", value) if n in numbers]
+    if not short:
+        return len(set(grounded)) < 2
+    rest = [w for w in words if w not in grounded and w not in _AD_WORDS and w not in _FILLER_WORDS]
+    return not grounded or len(rest) > len(grounded)
 
 
 def invented_words(value: str, facts: ProductFacts) -> list[str]:
