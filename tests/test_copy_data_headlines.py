@@ -114,3 +114,10 @@ def test_a_product_with_no_facts_but_its_name_and_price_still_has_two_grounded_d
     descriptions = [v for k, v in ad.items() if k.startswith("description")]
     assert len(descriptions) == 2 and "20191018018128" not in descriptions
     assert all(d.startswith(("Get the", "Shop the")) for d in descriptions)
+
+
+def test_a_title_phrase_broken_by_a_number_still_names_the_product_by_its_noun_phrase() -> None:
+    magnet = ProductFacts("A9", "Harry Potter 9 & 3/4 Platform Soft Touch Magnet", None, "Novelty & Gag Toys", 5.98, "USD",
+                          "", {})
+    assert title_phrases(magnet, 90) == ["Soft Touch Magnet"]
+    assert offer_sentence(magnet, 90) == "Get the Soft Touch Magnet for $5.98."

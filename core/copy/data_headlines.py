@@ -97,6 +97,8 @@ def title_phrases(facts: ProductFacts, limit: int, brands: Sequence[str] = (), *
                       and words[j + 1][:1].isalpha()]  # a count, not a set number ("41288 Building Kit")
             words = words[counts[-1]:] if counts else _tail(words, limit)
         phrase = _calm(" ".join(words))
+        if phrase and not _reads_as_phrase(phrase.split()):
+            phrase = _calm(" ".join(_tail(words, limit)))  # "Harry Potter 9 & 3/4 … Soft Touch Magnet": its noun phrase
         if phrase and len(phrase) <= limit and _reads_as_phrase(phrase.split()):
             out.append(phrase)
         if first_only:
