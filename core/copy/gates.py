@@ -242,8 +242,8 @@ def _data_numbers(facts: ProductFacts) -> frozenset[str]:
 def ungrounded(value: str, facts: ProductFacts, *, short: bool) -> bool:
     """Whether what the model wrote on its own says too little of this product to be about it.
 
-    A headline must take most of its words (plain ad words aside) from the product's data, and at least
-    one; a description at least two. Read in the Amazon run: "100 Guns Bite", "You can pick it up", "A fun
+    A headline needs a word of the product's data or of plain ad copy; a description two words (or
+    numbers) of the product's data. Read in the Amazon run: "100 Guns Bite", "You can pick it up", "A fun
     to-go shopping product", "The name is Proline.", "You're a big, brazen fan of the fringe craze!" —
     English, within limits, and about nothing the product is.
     """
@@ -255,8 +255,9 @@ def ungrounded(value: str, facts: ProductFacts, *, short: bool) -> bool:
     grounded += [n for n in re.findall(r"\d+(?:\.\d+)?", value) if n in numbers]
     if not short:
         return len(set(grounded)) < 2
-    rest = [w for w in words if w not in grounded and w not in _AD_WORDS and w not in _FILLER_WORDS]
-    return not grounded or len(rest) > len(grounded)
+    # A headline may be all ad words ("Built for Long Hikes"); one with neither the product's words nor ad
+    # words ("100 Guns Bite", "You can pick it up") is about nothing.
+    return not grounded and not any(_word_forms(w) & _AD_WORDS for w in words)
 
 
 def invented_words(value: str, facts: ProductFacts) -> list[str]:

@@ -395,7 +395,8 @@ def test_writing_goes_on_while_the_marketer_browses_and_stop_keeps_saved_drafts(
     page.get_by_test_id("stSidebar").get_by_role("link", name="See it in Copy Studio").click()
     expect(page.get_by_role("progressbar").first).to_be_visible(timeout=20_000)
 
-    page.get_by_role("button", name="Stop", exact=True).click()
+    # Ours, not Streamlit's own "Stop" in the header, which shows while a script runs.
+    page.get_by_test_id("stMain").get_by_role("button", name="Stop", exact=True).click()
     expect(page.get_by_test_id("stMain").get_by_text("Google responsive search ad for 1 product: stopped.")).to_be_visible(timeout=15_000)
     wait_idle(page)
     expect(page.get_by_text(re.compile(r"drafts? saved"))).to_have_count(0)
