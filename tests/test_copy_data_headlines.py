@@ -5,10 +5,11 @@ from __future__ import annotations
 from core.copy.ad_strength import ad_strength
 from core.copy.assemble import asset_pool, assemble_ads
 from core.copy.channels import get_channel
-from core.copy.data_headlines import (ad_keyword, call_to_action, kind_is_named, offer_sentence, price_headline, price_text,
-                                      title_phrases)
+from core.copy.data_headlines import (ad_keyword, call_to_action, kind_is_named, maker_name, offer_sentence, price_headline,
+                                      price_text, second_call_to_action, title_phrases)
 from core.copy.facts import ProductFacts
 from core.copy.gates import asset_gates
+from core.copy.limits import calm_capitals
 from core.copy.scoring import Evidence, claims_in
 
 RSA = get_channel("google_rsa")
@@ -121,3 +122,61 @@ def test_a_title_phrase_broken_by_a_number_still_names_the_product_by_its_noun_p
                           "", {})
     assert title_phrases(magnet, 90) == ["Soft Touch Magnet"]
     assert offer_sentence(magnet, 90) == "Get the Soft Touch Magnet for $5.98."
+
+
+def _listing(title: str, kind: str | None = None) -> ProductFacts:
+    return ProductFacts("A10", title, None, kind, 12.99, "USD", "", {})
+
+
+def test_the_name_a_title_opens_with_goes_with_the_thing_it_ends_on() -> None:
+    """How shoppers search for a licensed or branded product: "Harry Potter Magnet", not "Soft Touch Magnet" alone."""
+    assert maker_name(_listing("Harry Potter 9 & 3/4 Platform Soft Touch Magnet"), 30) == "Harry Potter Soft Touch Magnet"
+    # Too long with every modifier: they go from the left, the head noun stays.
+    assert maker_name(_listing('Aurora World Plush Graduation Bear, White Cap, 8.5"'), 30) == "Aurora World Graduation Bear"
+    assert maker_name(_listing("LEGO The Powerpuff Girls Mojo Jojo Strikes 41288 Building Kit (228 Pieces)"), 30) == "LEGO Building Kit"
+    assert maker_name(_listing("Summit Nova 890 ml Steel Tumbler"), 30) == "Summit Nova Steel Tumbler"  # never "ml Steel Tumbler"
+
+
+def test_no_maker_name_where_the_title_is_one_already_or_its_opening_name_goes_on() -> None:
+    assert maker_name(_listing("Crazy Bonez Gothic Lantern"), 30) is None  # the title itself
+    assert maker_name(_listing("Lord of the Rings LCG: The Road Darkens"), 30) is None  # not "Lord LCG"
+    assert maker_name(_listing("amscan Antler Glitter Plastic Fun Shades | Christmas Favor"), 30) is None
+    assert maker_name(_listing("Dewly Ceramide Daily Moisturizer 75 ml"), 30) is None  # never "Dewly Ceramide 75 ml"
+
+
+def test_a_second_call_to_action_is_worded_apart_and_names_the_product_as_the_first_does() -> None:
+    magnet = _listing("Harry Potter 9 & 3/4 Platform Soft Touch Magnet")
+    assert call_to_action(magnet, 30) == "Shop the Soft Touch Magnet"
+    assert second_call_to_action(magnet, 30) == "Get Your Soft Touch Magnet"  # never a shorter cut ("Touch Magnet")
+    assert second_call_to_action(TUMBLER, 30) == "Get Your Summit Tumbler Today"
+
+
+def test_small_print_in_a_title_is_no_headline_and_a_name_loses_its_exclamation_mark() -> None:
+    """Google allows no "!" in a headline, and "Color/Packaging May Vary" sells nothing."""
+    assert title_phrases(_listing("Spot It! (Color/Packaging May Vary)"), 30) == ["Spot It"]
+
+
+def test_a_plural_kind_said_in_so_many_words_in_the_title_names_the_product() -> None:
+    assert kind_is_named(_listing("Oopsy Daisy Growth Charts Robots and Rockets Navy by Finny and Zook", "Growth Charts"))
+    # "Air Hockey" in "AIR Hockey Table" is the game the table is for.
+    assert not kind_is_named(_listing("Hathaway Ranger 5' AIR Hockey Table, Black", "Air Hockey"))
+
+
+def test_a_thin_marketplace_listing_fills_a_good_ad_from_its_bullets_and_names() -> None:
+    """The Hot Wheels rig of the Amazon sample: 4 headlines before its bullets' clauses and names were used."""
+    rig = ProductFacts("A11", "Hot Wheels Blastin' Rig Vehicle", None, "Die-Cast Vehicles", 22.95, "USD",
+                       "Haul 'em and Race 'em | Kids can haul their cars around and send them flying on a high-speed race "
+                       "with this cool transporter | Includes three Hot Wheels vehicles so the fun starts straight out of "
+                       "the box | A great gift for any Hot Wheels collector", {})
+    pools = asset_pool([], RSA, rig, Evidence(rig, []))
+    (ad,) = assemble_ads(pools, RSA, rig, 1)
+    headlines = [v for k, v in ad.items() if k.startswith("headline")]
+    assert {"Three Hot Wheels Vehicles", "Hot Wheels Rig Vehicle", "Get Your Die-Cast Vehicle"} <= set(headlines)
+    assert not any(asset_gates({k: v}, RSA.writes, rig) for k, v in ad.items() if not k.startswith("path"))
+    assert ad_strength(ad, [ad_keyword(rig)]).headlines >= 6
+
+
+def test_shouted_words_are_calmed_and_short_names_kept() -> None:
+    assert calm_capitals("AMERICAN GREETINGS Balloons") == "American Greetings Balloons"
+    assert calm_capitals("NO SOLDERING required") == "No Soldering required"
+    assert calm_capitals("LEGO USB-C Cable") == "LEGO USB-C Cable"

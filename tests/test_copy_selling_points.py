@@ -16,7 +16,7 @@ from core.copy.channels import GOOGLE_RSA_ANSWER
 from core.copy.facts import ProductFacts, load_facts
 from core.copy.gates import asset_gates
 from core.copy.scoring import Evidence, claims_in
-from core.copy.selling_points import SellingPoint, carries, points_carried, selling_points
+from core.copy.selling_points import SellingPoint, _names_something, carries, points_carried, selling_points
 from core.sample_data import build_demo
 from core.store import Store
 
@@ -241,3 +241,36 @@ def test_points_carried_lists_what_any_field_says_in_rank_order() -> None:
     carried = points_carried(fields, points)
     assert [p.source for p in carried] == [p.source for p in points if p.source in ("capacity_ml", "insulated", "color")]
     assert carried[0].source == "capacity_ml"
+
+
+# --- headlines of a bullet's parts ---------------------------------------------------------
+
+ROBOT_KIT = ProductFacts(
+    "A12", "Elenco Line Tracking Robot Kit", None, "Science Kits & Toys", 29.95, "USD",
+    "Introduction to robotics with this line tracking build | NO SOLDERING required - Ages 14 and up - 2xAA batteries "
+    "required but not included | Includes 55 cards and illustrated rules in a durable travel size tin; Brands may vary | "
+    "228 pieces – Powerpuff Girls toy for boys and girls aged between 6 and 12", {})
+
+
+def test_each_clause_of_a_bullet_is_a_headline_calmed_and_a_count_is_read_up_to_its_dash() -> None:
+    headlines = {h for p in selling_points(ROBOT_KIT) for h in p.headlines}
+    assert {"No Soldering Required", "Ages 14 and up", "228 Pieces", "55 Cards and Illustrated Rules"} <= headlines
+    for point in selling_points(ROBOT_KIT):
+        _assert_publishable(point, ROBOT_KIT)
+
+
+def test_the_small_print_of_a_bullet_goes_and_its_point_stays() -> None:
+    texts = [p.text for p in selling_points(ROBOT_KIT)]
+    assert "Includes 55 cards and illustrated rules in a durable travel size tin." in texts
+    assert not any("vary" in t.lower() for t in texts)
+
+
+@pytest.mark.parametrize("cut", ["To Round Out the Hands", "Comes Complete", "A Fantastic Way", "Designed to Fit up",
+                                 "Brands May Vary", "Disney - Mickey Mouse"])
+def test_part_of_a_sentence_that_does_not_stand_alone_is_no_headline(cut: str) -> None:
+    assert not _names_something(cut)
+
+
+@pytest.mark.parametrize("cut", ["Three Hot Wheels Vehicles", "No Soldering Required", "Ages 14 and Up", "Master Set"])
+def test_part_of_a_sentence_that_names_something_is_a_headline(cut: str) -> None:
+    assert _names_something(cut)

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.copy.channels import ChannelSpec, FieldSpec
-from core.copy.data_headlines import (call_to_action, closing_sentences, kind_is_named, offer_sentence, price_headline,
-                                      title_phrases)
+from core.copy.data_headlines import (call_to_action, closing_sentences, kind_is_named, maker_name, offer_sentence,
+                                      price_headline, second_call_to_action, title_phrases)
 from core.copy.facts import ProductFacts
 from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key, unfamiliar_words, ungrounded
 from core.copy.limits import field_problems, short_forms, trim_to_limit
@@ -70,13 +70,14 @@ def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Seque
         out = [p.headline for p in points if p.headline]
         out += [h for p in points for h in p.headlines if h != p.headline]  # other phrasings, after every point's best
         out += [p.text.rstrip(".") for p in points if len(p.text.rstrip(".")) <= limit]
-        out += title_phrases(facts, limit, brands)
+        out += title_phrases(facts, limit, brands) + [t for t in [maker_name(facts, limit)] if t]
         # A category leaf the title does not bear out ("Birthday Candles" for balloons) names a shelf, not the product.
         shelf = facts.kind.lower() if facts.kind and not kind_is_named(facts) else None
         out += [f for f in short_forms(facts) if len(f) <= limit and not (shelf and shelf in f.lower())]
         cut = trim_to_limit(facts.title, limit)
         out += [cut] if cut and _ends_a_phrase(cut, facts.title) else []
-        return out + [t for t in (price_headline(facts, limit, brands), call_to_action(facts, limit, brands)) if t]
+        return out + [t for t in (price_headline(facts, limit, brands), call_to_action(facts, limit, brands),
+                                  second_call_to_action(facts, limit, brands)) if t]
     # A description or primary text: the points that fit, as many descriptions as the ad has room for
     # (Google rates an RSA by how many distinct ones it has), the best points paired while there are
     # more points than room: 6 points in 4 descriptions are 2 pairs and 2 singles. Singles of every

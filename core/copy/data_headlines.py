@@ -21,18 +21,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from core.copy.facts import ProductFacts
+from core.copy.facts import SMALL_PRINT, ProductFacts
 from core.units import with_currency
-from core.copy.limits import title_case
+from core.copy.limits import SHOUTED, calm_capitals, title_case
 
-__all__ = ["ad_keyword", "call_to_action", "closing_sentences", "kind_is_named", "offer_sentence", "price_headline", "price_text", "product_names", "title_phrases"]
+__all__ = ["ad_keyword", "call_to_action", "closing_sentences", "kind_is_named", "maker_name", "offer_sentence", "price_headline", "price_text", "product_names", "second_call_to_action", "title_phrases"]
 
 # Where a marketplace title's phrases end: a bar, a dash between spaces, a comma, a colon, brackets.
 _PHRASE_BREAK = re.compile(r"\s*[|•]\s*|\s+[-–—]\s+|,\s+|:\s+|\s*[()\[\]]\s*")
 _CODE = re.compile(r"^(?=.*\d)[A-Za-z0-9-]*[\d-][A-Za-z0-9-]*$")  # "000914", "9-2705101", "B07XJ8C8F5"
 # A code stands in a phrase only when a word it counts follows ("1000 Piece", "iPhone 17 Pro") or
 # "of" precedes it ("Pack of 20"); "AMI 675513" is a part number.
-_SHOUTED = re.compile(r"^[A-Z][A-Z'&-]{4,}$")  # "AMERICAN", "GREETINGS"; "LEGO" and "USB" stay
 
 
 def _strip_brand(text: str, brands: Sequence[str]) -> str:
@@ -42,7 +41,7 @@ def _strip_brand(text: str, brands: Sequence[str]) -> str:
             return text[len(brand) + 1:].strip()
     words = text.split()
     shouted = 0
-    while shouted < len(words) - 1 and _SHOUTED.match(words[shouted]):
+    while shouted < len(words) - 1 and SHOUTED.match(words[shouted]):
         shouted += 1
     return " ".join(words[shouted:])
 
@@ -60,11 +59,6 @@ def _reads_as_phrase(words: list[str]) -> bool:
     return True
 
 
-def _calm(text: str) -> str:
-    """Shouted words in title case ("AMERICAN" -> "American"): Google refuses excessive capitals."""
-    return " ".join(w.capitalize() if _SHOUTED.match(w) else w for w in text.split())
-
-
 def title_phrases(facts: ProductFacts, limit: int, brands: Sequence[str] = (), *, first_only: bool = False) -> list[str]:
     """The phrases of the title that fit ``limit`` and name something, brand and part numbers left out.
 
@@ -80,7 +74,10 @@ def title_phrases(facts: ProductFacts, limit: int, brands: Sequence[str] = (), *
     brands = [facts.brand or "", *brands]
     out: list[str] = []
     for i, phrase in enumerate(p.strip(" .-–—") for p in _PHRASE_BREAK.split(title)):
-        if not phrase:
+        # "Color/Packaging May Vary" is the seller's small print, not a name; "Spot It!" is named "Spot It"
+        # in a headline, where Google allows no exclamation mark.
+        phrase = phrase.rstrip("!").rstrip()
+        if not phrase or SMALL_PRINT.search(phrase):
             continue
         if i == 0:
             phrase = _strip_brand(phrase, brands)
@@ -96,9 +93,9 @@ def title_phrases(facts: ProductFacts, limit: int, brands: Sequence[str] = (), *
                       and j + 1 < len(words)
                       and words[j + 1][:1].isalpha()]  # a count, not a set number ("41288 Building Kit")
             words = words[counts[-1]:] if counts else _tail(words, limit)
-        phrase = _calm(" ".join(words))
+        phrase = calm_capitals(" ".join(words))
         if phrase and not _reads_as_phrase(phrase.split()):
-            phrase = _calm(" ".join(_tail(words, limit)))  # "Harry Potter 9 & 3/4 … Soft Touch Magnet": its noun phrase
+            phrase = calm_capitals(" ".join(_tail(words, limit)))  # "Harry Potter 9 & 3/4 … Soft Touch Magnet": its noun phrase
         if phrase and len(phrase) <= limit and _reads_as_phrase(phrase.split()):
             out.append(phrase)
         if first_only:
@@ -126,6 +123,45 @@ def _tail(words: list[str], limit: int) -> list[str]:
 
 
 _JOINING = frozenset("and or of the a an & + with for by to in on at".split())
+
+
+def _lead_name(words: list[str]) -> list[str]:
+    """The name a title opens with, two words at most ("Harry Potter", "Melissa & Doug", "LEGO"), or none
+    where the name goes on past them ("Lord | of the Rings") or the title opens in lower case ("amscan")."""
+    lead: list[str] = []
+    for word in words[:4]:
+        if word == "&" and lead:
+            lead.append(word)
+            continue
+        if not re.fullmatch(r"[A-Z][\w'’.-]*", word) or _CODE.match(word) or word.lower() in _JOINING:
+            break
+        lead.append(word)
+        if len([w for w in lead if w != "&"]) == 2:
+            break
+    following = words[len(lead)].lower() if len(words) > len(lead) else ""
+    if not lead or lead[-1] == "&" or following in ("of", "and", "&", "'s", "’s"):
+        return []
+    return lead
+
+
+def maker_name(facts: ProductFacts, limit: int) -> str | None:
+    """The title's opening name with the thing it ends on, as shoppers search for it: "Harry Potter 9 & 3/4
+    Platform Soft Touch Magnet" -> "Harry Potter Soft Touch Magnet"; "Aurora World Plush Graduation Bear"
+    -> "Aurora World Graduation Bear" (modifiers dropped from the left while too long; the head noun stays)."""
+    first = _PHRASE_BREAK.split((facts.title or "").strip())[0].rstrip("!").split()
+    lead = _lead_name(first)
+    while first and _UNIT_WORD.match(first[-1]):
+        first = first[:-1]  # "… Daily Moisturizer 75 ml": the thing is the moisturizer
+    thing = _tail(first, 999)
+    while thing and _UNIT_WORD.match(thing[0]):
+        thing = thing[1:]  # "890 ml Steel Tumbler" is named "Steel Tumbler" after the maker, not "ml Steel Tumbler"
+    if not lead or len(thing) >= len(first) or {w.lower() for w in lead} & {w.lower() for w in thing}:
+        return None  # the title is the name and the thing already ("Crazy Bonez Gothic Lantern")
+    for start in range(len(thing)):
+        name = calm_capitals(" ".join(lead + thing[start:]))
+        if len(name) <= limit:
+            return name if name.split() != first else None
+    return None
 
 
 def _singular(word: str) -> str:
@@ -157,6 +193,9 @@ def kind_is_named(facts: ProductFacts) -> bool:
     butterfly net, "Bobbleheads" for a Funko Pop."""
     if re.search(r"&|,| and ", facts.kind or ""):
         return False  # "Stuffed Animals & Teddy Bears": a shelf of several kinds, whatever the title says
+    # A plural kind: "Air Hockey" in "AIR Hockey Table" is the game, not the table.
+    if len((facts.kind or "").split()) >= 2 and facts.kind.endswith("s") and re.search(rf"\b{re.escape(facts.kind)}\b", facts.title or "", re.I):
+        return True  # "Oopsy Daisy Growth Charts Robots and Rockets Navy": said in so many words
     kind_words = re.findall(r"[A-Za-z]+", facts.kind or "")
     return bool(kind_words) and _singular(kind_words[-1]) in _head_nouns(facts.title or "")
 
@@ -215,6 +254,15 @@ def call_to_action(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) 
     """"Shop the Summit Tumbler": a call to action that names the product, not a bare "Shop Now"."""
     name = _product_name(facts, limit, len("Shop the "), brands)
     return f"Shop the {name}" if name else None
+
+
+def second_call_to_action(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> str | None:
+    """"Get Your Summit Tumbler Today": Google's guidance is a call to action among the headlines, and an ad
+    has room for two worded apart, so that either may show with the others."""
+    # The first call to action's name: a name made shorter to fit would be cut inside ("Touch Magnet").
+    name = _product_name(facts, limit, len("Shop the "), brands)
+    fitting = [t for t in (f"Get Your {name} Today", f"Get Your {name}") if len(t) <= limit] if name else []
+    return fitting[0] if fitting else None
 
 
 def offer_sentence(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> str | None:

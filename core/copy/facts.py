@@ -127,6 +127,17 @@ _INSTRUCTION_LIKE = re.compile(
     r"|<\|[^|<>]{0,40}\|>|\[/?INST\]|\bprompt injection\b|\bjailbreak",
     re.IGNORECASE,
 )
+# Sellers' small print: about the seller, the listing or the order, never a reason to buy the product.
+SMALL_PRINT = re.compile(
+    r"\b(?:customer|satisfaction|money back|we stand behind|our (?:staff|team|company|mission)|we(?:'|’| a)re |we want|"
+    r"please (?:review|note|check|allow|refer)|read before|size chart|before (?:buying|ordering|purchasing)|"
+    r"if you have any|let us know|contact us|family[- ]owned|established in|since \d{4}|decades|release date|"
+    r"minimum age|go to your orders|return policy|free returns|refund|look for (?:coordinating|other|more)|sold separately|"
+    r"(?:packaging|colou?rs?|styles?|designs?|brands?) may vary|hand wash|imported|closure|show up to \d+ reviews|company|"
+    r"welcome to|match with our|collect them all|great value|great gift|great for a gift|offers a wide range|we|"
+    r"for (?:more than|over) \d+ years|to determine|proper size|measure with|phone number|retail unit|sales unit)\b",
+    re.IGNORECASE,
+)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 

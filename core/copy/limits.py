@@ -251,6 +251,16 @@ MAX_FACT_CHARS = 120  # a longer attribute is a paragraph (a spec dump), not a f
 _BOILERPLATE = re.compile(r"make sure this fits|click here|see more product details|visit the .{1,40} store", re.IGNORECASE)
 
 
+SHOUTED = re.compile(r"^(?=(?:[^A-Z]*[A-Z]){5})[A-Z][A-Z'&-]+$")  # "AMERICAN", "GREETINGS"; "LEGO", "USB-C" stay
+
+
+def calm_capitals(text: str) -> str:
+    """Shouted words in title case ("AMERICAN" -> "American", "NO SOLDERING" -> "No Soldering"): Google
+    refuses excessive capitals. Short names stay ("LEGO", "USB-C"); short plain words do not ("NO", "AND")."""
+    return " ".join(w.capitalize() if SHOUTED.match(w) or (w.isupper() and w.lower() in DANGLING) else w
+                    for w in text.split())
+
+
 def title_case(text: str) -> str:
     words = text.split(" ")
     out = []

@@ -24,11 +24,12 @@ from functools import lru_cache
 from typing import Any
 
 from core.copy.channels import ChannelSpec
-from core.copy.facts import WEB_ADDRESS, ProductFacts, attribute_key, instruction_like, is_plumbing, iter_values
+from core.copy.facts import SMALL_PRINT, WEB_ADDRESS, ProductFacts, attribute_key, instruction_like, is_plumbing, iter_values
 from core.copy.gates import asset_gates, asset_key
 from core.copy.limits import (
     _BOILERPLATE,
     DANGLING,
+    calm_capitals,
     MAX_FACT_CHARS,
     clean_text,
     field_problems,
@@ -386,17 +387,6 @@ def _attribute_points(facts: ProductFacts) -> list[tuple[str, tuple[str, ...], s
 _CAPS_LABEL = re.compile(r"^([A-Z0-9][A-Z0-9 &'’/,.+()#“”\"-]{1,60}?)\s*(?::|\s[-–—]\s|[-–—]\s)\s*(?=\S)")
 # "The Right Fit: …", "Accessories included: …": a short label in sentence case, with a colon only.
 _SHORT_LABEL = re.compile(r"^([A-Z][\w'’&-]*(?: [\w'’&-]+){0,3}):\s+(?=\S)")
-# Sellers' small print: about the seller, the listing or the order, never a reason to buy the product.
-_FILLER = re.compile(
-    r"\b(?:customer|satisfaction|money back|we stand behind|our (?:staff|team|company|mission)|we(?:'|’| a)re |we want|"
-    r"please (?:review|note|check|allow|refer)|read before|size chart|before (?:buying|ordering|purchasing)|"
-    r"if you have any|let us know|contact us|family[- ]owned|established in|since \d{4}|decades|release date|"
-    r"minimum age|go to your orders|return policy|free returns|refund|look for (?:coordinating|other|more)|sold separately|"
-    r"(?:packaging|colou?rs?|styles?|designs?) may vary|hand wash|imported|closure|show up to \d+ reviews|company|"
-    r"welcome to|match with our|collect them all|great value|great gift|great for a gift|offers a wide range|we|"
-    r"for (?:more than|over) \d+ years|to determine|proper size|measure with|phone number|retail unit|sales unit)\b",
-    re.IGNORECASE,
-)
 _AGE = re.compile(r"\b(?:ages?\b|years? old|months? and up|years? and (?:up|above|older)|\d+\s*\+|recommended for|"
                   r"intended for)", re.IGNORECASE)
 _BENEFIT = re.compile(
@@ -574,7 +564,10 @@ def _description_points(facts: ProductFacts) -> list[tuple[str, str, str, float,
     skip = frozenset(_words_of(f"{facts.title} {facts.brand or ''} {facts.kind or ''}"))
     out = []
     for index, bullet in enumerate(_description_bullets(facts)):
-        if (_BOILERPLATE.search(bullet) or _FILLER.search(bullet) or instruction_like(bullet)
+        # "… in a durable travel size tin; Brands may vary": the small print goes, the rest is a point.
+        clauses = re.split(r"\s*;\s*", bullet)
+        bullet = "; ".join(c for c in clauses if not SMALL_PRINT.search(c)) or bullet
+        if (_BOILERPLATE.search(bullet) or SMALL_PRINT.search(bullet) or instruction_like(bullet)
                 or WEB_ADDRESS.search(bullet) or bullet.rstrip().endswith(":")):  # "The tin contains:" leads into others
             continue
         made = _compress(bullet)
@@ -618,7 +611,7 @@ def _description_points(facts: ProductFacts) -> list[tuple[str, str, str, float,
 
 # --- headlines for description points ---------------------------------------------------
 
-_CHUNK_STOP = re.compile(r"[,;:.!?()|/]\s|[,;:!?()|]")
+_CHUNK_STOP = re.compile(r"[,;:.!?()|/]\s|[,;:!?()|]|\s[-–—]\s")
 _LEADS_TWO = ("more than", "up to", "as many as")
 _LEADS_ONE = ("holds", "stands", "measures", "plays", "includes", "lasts", "offers", "over", "delivers", "features")
 _SIZE_WORDS = ("tall", "long", "wide", "high", "deep", "thick")
@@ -761,6 +754,24 @@ def _phrase_heads(text: str) -> list[str]:
     return [h for h in heads if h]
 
 
+_CLAUSE_BREAK = re.compile(r"\s[-–—]\s|;\s")
+
+
+_FRAMING = frozenset("way ways thing things kind kinds type types part parts lot lots".split())
+
+
+def _names_something(headline: str) -> bool:
+    """Whether a headline cut from part of a sentence stands on its own: not opening on a word that joins it to
+    what came before ("To Round Out the Hands"), not ending on one that leans on what follows ("Designed to
+    Fit up", "Comes Complete"), not a phrase that only frames ("A Fantastic Way"), not small print
+    ("Brands May Vary"), not two halves of a dash ("Disney - Mickey Mouse")."""
+    words = headline.lower().split()
+    first, last = words[0], words[-1]
+    leans = last in _LEANING and words[-2:] != ["and", "up"]  # "Ages 14 and Up" is whole
+    return (first not in DANGLING - _DETERMINERS - {"no"} and first not in _VERBS and not leans
+            and last not in _FRAMING and not re.search(r"\s[-–—]\s", headline) and not SMALL_PRINT.search(headline))
+
+
 def _headline_candidates(text: str, label: str) -> tuple[list[str], str | None]:
     """(headline candidates for a description point, best first; the bullet's own label as a headline, if it is one).
 
@@ -779,7 +790,13 @@ def _headline_candidates(text: str, label: str) -> tuple[list[str], str | None]:
     if cut:
         heads.append(_cap(_title(cut)))
     heads += _phrase_heads(text)
-    return list(dict.fromkeys(heads)), label_head
+    # A bullet of several clauses says several things ("NO SOLDERING required - Ages 14 and up"): each
+    # clause that is a whole phrase within a headline is one more.
+    clauses = [c.strip(" .") for c in _CLAUSE_BREAK.split(text)]
+    if len(clauses) > 1:
+        heads += [_cap(_title(c)) for c in clauses if 2 <= len(c.split()) and len(c) <= HEADLINE_MAX
+                  and c.split()[-1].lower() not in DANGLING | _SUBJECT_VERBS]
+    return list(dict.fromkeys(calm_capitals(h) for h in heads)), label_head
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -844,8 +861,10 @@ def selling_points(facts: ProductFacts, limit: int = 8) -> list[SellingPoint]:
             heads = []  # a bare size ("0.7″ High", "14″ Wide"): a fact for a description, no headline on its own
         usable = [h for h in dict.fromkeys(heads) if h and _usable(h, "headline", facts, evidence)]
         saying = [h for h in usable if carries(h, point)]
-        # The label says the point in the seller's words, not its own: a phrasing, never the point's headline.
-        headlines = (*saying, *(h for h in usable if h == label_head and h not in saying))
+        # The label says the point in the seller's words, and a headline of part of the sentence says part of
+        # it ("Three Hot Wheels Vehicles" of "Includes three Hot Wheels vehicles so the fun starts…"):
+        # phrasings after those that carry the point, never the point's headline.
+        headlines = (*saying, *(h for h in usable if h not in saying and _names_something(h)))
         seen.add(key)
         chosen.append(SellingPoint(point.text, saying[0] if saying else None, point.source, point.kind,
                                    point.weight, point.terms, headlines))
