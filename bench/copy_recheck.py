@@ -23,7 +23,7 @@ from core.copy.channels import get_channel  # noqa: E402
 from core.copy.facts import load_facts  # noqa: E402
 from core.copy.gates import asset_gates  # noqa: E402
 from core.copy.scoring import Evidence, claims_in  # noqa: E402
-from core.copy.variants import brands  # noqa: E402
+from core.copy.variant_store import brands  # noqa: E402
 
 from catalog_store import catalog_store  # noqa: E402  (bench/, beside this file)
 

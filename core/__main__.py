@@ -17,7 +17,8 @@ from pathlib import Path
 
 from core.config import load_settings
 from core.copy.channels import CHANNELS, TONES
-from core.errors import MarketLabError
+from core.errors import InvalidRequestError, MarketLabError
+from core.funnels.contract import MODES
 from core.store import Store
 from core.user_admin import DEFAULT_SECRETS, add_account, list_accounts, remove_account
 
@@ -29,9 +30,9 @@ def _parse_json_object(text: str, what: str) -> dict[str, str]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise MarketLabError(f"{what} must be a JSON object, e.g. '{{\"visitorid\": \"user_id\"}}' ({e.msg}).", title="Bad option") from e
+        raise InvalidRequestError(f"{what} must be a JSON object, e.g. '{{\"visitorid\": \"user_id\"}}' ({e.msg}).", title="Bad option") from e
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise MarketLabError(f"{what} must be a JSON object of text to text.", title="Bad option")
+        raise InvalidRequestError(f"{what} must be a JSON object of text to text.", title="Bad option")
     return value
 
 
@@ -40,7 +41,7 @@ def _parse_constants(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise MarketLabError(f"--set takes FIELD=VALUE, got {item!r}.", title="Bad option")
+            raise InvalidRequestError(f"--set takes FIELD=VALUE, got {item!r}.", title="Bad option")
         constants[name.strip()] = value
     return constants
 
@@ -111,7 +112,7 @@ def _parse_day(text: str, option: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError as e:
-        raise MarketLabError(f"{option} takes a date like 2026-09-01 (or 2026-09-01T12:00), got {text!r}.", title="Bad option") from e
+        raise InvalidRequestError(f"{option} takes a date like 2026-09-01 (or 2026-09-01T12:00), got {text!r}.", title="Bad option") from e
 
 
 def cmd_funnel(args: argparse.Namespace, store: Store) -> int:
@@ -119,7 +120,7 @@ def cmd_funnel(args: argparse.Namespace, store: Store) -> int:
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     if not steps:
-        raise MarketLabError("--steps takes event names separated by commas, e.g. view,add_to_cart,purchase.", title="Bad option")
+        raise InvalidRequestError("--steps takes event names separated by commas, e.g. view,add_to_cart,purchase.", title="Bad option")
     spec = FunnelSpec.of(
         *steps, window=args.window, mode=args.mode, breakdown=args.breakdown, first_touch_only=args.first_touch,
         repeat_needs_later=args.later_repeat,
@@ -133,11 +134,9 @@ def cmd_funnel(args: argparse.Namespace, store: Store) -> int:
         rates = "" if s.step == 1 else f"  {s.from_previous or 0:6.1%} of previous, {s.from_first or 0:6.1%} of first"
         lines.append(f"  {s.step}. {s.label:<{width}} {s.users:>10,}{rates}")
     if result.breakdown is not None:
-        last = result.breakdown[result.breakdown["step"] == len(steps)]
         lines.append(f"by {args.breakdown} (users started -> finished):")
-        first = result.breakdown[result.breakdown["step"] == 1].set_index("group")["users"]
-        for row in last.itertuples():
-            lines.append(f"  {row.group}: {first[row.group]:,} -> {row.users:,} ({row.from_first or 0:.1%})")
+        for row in result.by_group().itertuples():
+            lines.append(f"  {row.group}: {row.entered:,} -> {row.completed:,} ({row.conversion or 0:.1%})")
     lines += [f"note: {note}" for note in spec.notes()]
     _emit(result.to_dict(), args.json, "\n".join(lines))
     return 0
@@ -151,7 +150,7 @@ def cmd_segment(args: argparse.Namespace, store: Store) -> int:
         try:
             k = int(args.k)
         except ValueError:
-            raise MarketLabError(f"--k takes 'auto' or a whole number, got {args.k!r}.", title="Bad option") from None
+            raise InvalidRequestError(f"--k takes 'auto' or a whole number, got {args.k!r}.", title="Bad option") from None
 
     def progress(fraction: float, message: str) -> None:
         if not args.json:
@@ -212,10 +211,10 @@ def _new_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise MarketLabError("No terminal to ask for the password: pipe it in with --password-stdin.", title="Password needed")
+        raise InvalidRequestError("No terminal to ask for the password: pipe it in with --password-stdin.", title="Password needed")
     first = getpass.getpass(f"Password for {args.name}: ")
     if getpass.getpass("Again: ") != first:
-        raise MarketLabError("The two passwords differ; nothing was changed.", title="Passwords differ")
+        raise InvalidRequestError("The two passwords differ; nothing was changed.", title="Passwords differ")
     return first
 
 
@@ -227,13 +226,13 @@ def cmd_user(args: argparse.Namespace, store: None) -> int:
               "\n".join(f"{a.name:<24} {a.role.value}" for a in accounts) or f"No users in {path}: nobody needs to sign in.")
         return 0
     if not args.name:
-        raise MarketLabError(f"user {args.action} needs a NAME.", title="Missing user name")
+        raise InvalidRequestError(f"user {args.action} needs a NAME.", title="Missing user name")
     if args.action == "remove":
         remove_account(args.name, path)
         _emit({"removed": args.name, "secrets": str(path)}, args.json, f"Removed {args.name} from {path}.")
         return 0
     if not args.role:
-        raise MarketLabError("user add needs --role editor or --role viewer.", title="Missing role")
+        raise InvalidRequestError("user add needs --role editor or --role viewer.", title="Missing role")
     account = add_account(args.name, args.role, _new_password(args), path, replace=args.replace)
     _emit({"added": account.name, "role": account.role.value, "secrets": str(path)}, args.json,
           f"{account.name} can sign in as {account.role.value} (password stored as a salted scrypt hash in {path}). "
@@ -273,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     fun = sub.add_parser("funnel", parents=[common], help="count a conversion funnel (ClickHouse windowFunnel semantics)")
     fun.add_argument("--steps", required=True, help="event names in order, comma-separated, e.g. view,add_to_cart,purchase")
     fun.add_argument("--window", default="7d", help="the last step within this time of the first: 30m, 12h, 7d, 2w (1 minute to 90 days)")
-    fun.add_argument("--mode", choices=["ordered", "strict"], default="ordered", help="strict: no other funnel step in between")
+    fun.add_argument("--mode", choices=list(MODES), default="ordered",
+                     help="; ".join(f"{m.name}: {m.help}" for m in MODES.values()))
     fun.add_argument("--later-repeat", action="store_true",
                      help="a step that repeats the one before it (purchase,purchase) needs a later event, not the same one")
     fun.add_argument("--breakdown", help="device, campaign, variant_id (any event column), user.country, attributes.KEY or segment:RUN_ID")

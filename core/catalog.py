@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import duckdb
 import pandas as pd
 
-from core.errors import QueryError
 from core.exports import safe_csv_bytes
 from core.store import Store
 
@@ -94,16 +92,14 @@ def _where(flt: CatalogFilter) -> tuple[str, list[object]]:
 
 def search(store: Store, flt: CatalogFilter, *, limit: int = SEARCH_LIMIT) -> SearchResult:
     where, params = _where(flt)
-    try:
-        with store.cursor() as cur:
-            total = cur.execute(f"SELECT count(*) FROM products{where}", params).fetchone()[0]
-            rows = cur.execute(
-                f"SELECT product_id, title, brand, category, price, currency, updated_at FROM products{where} "
-                "ORDER BY category, title LIMIT ?",
-                [*params, limit],
-            ).df()
-    except duckdb.Error as e:  # a filter value DuckDB cannot compare (a price bound that is not a number)
-        raise QueryError(str(e), title="The catalog could not be searched") from e
+    # A filter value DuckDB cannot compare (a price bound that is not a number) fails here, titled.
+    with store.cursor("The catalog could not be searched") as cur:
+        total = cur.execute(f"SELECT count(*) FROM products{where}", params).fetchone()[0]
+        rows = cur.execute(
+            f"SELECT product_id, title, brand, category, price, currency, updated_at FROM products{where} "
+            "ORDER BY category, title LIMIT ?",
+            [*params, limit],
+        ).df()
     return SearchResult(int(total), rows)
 
 
@@ -138,11 +134,8 @@ def get_product(store: Store, product_id: str, *, reviews: int = 5) -> ProductDe
 def export_frame(store: Store, flt: CatalogFilter) -> pd.DataFrame:
     """Every product matching the filter, all columns, for download (made formula-safe by core.exports)."""
     where, params = _where(flt)
-    try:
-        with store.cursor() as cur:
-            return cur.execute(f"SELECT * FROM products{where} ORDER BY product_id", params).df()
-    except duckdb.Error as e:
-        raise QueryError(str(e), title="The catalog could not be exported") from e
+    with store.cursor("The catalog could not be exported") as cur:
+        return cur.execute(f"SELECT * FROM products{where} ORDER BY product_id", params).df()
 
 
 def export_csv(store: Store, flt: CatalogFilter) -> bytes:

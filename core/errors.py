@@ -61,3 +61,27 @@ class LLMServerError(MarketLabError):
     """The OpenAI-compatible server at MARKETLAB_LLM_URL did not answer, refused, or sent something unreadable."""
 
     default_title = "The language model server could not be used"
+
+
+class InvalidRequestError(MarketLabError):
+    """What was asked cannot be done as asked: an unknown choice, a value out of range, nothing chosen, a refused action."""
+
+    default_title = "Check what was asked"
+
+
+class NotFoundError(InvalidRequestError):
+    """An id that names nothing stored: a product, a variant, a segmentation run or segment, a job."""
+
+    default_title = "Not found"
+
+
+class NoDataError(MarketLabError):
+    """The data holds too little for what was asked: no events, too few users or purchases, nobody at a step."""
+
+    default_title = "Not enough data"
+
+
+class UnavailableError(MarketLabError):
+    """An optional part is not installed (UMAP, the sentence-embedding model's files)."""
+
+    default_title = "This feature is unavailable"

@@ -27,8 +27,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from core.breakdowns import Schema, segment_join, user_column
 from core.errors import QueryError
-from core.funnels import _Schema, _user_column, parse_window
+from core.funnels import parse_window
 from core.store import Store
 
 __all__ = [
@@ -235,15 +236,12 @@ def _srm(exposed: list[int]) -> float | None:
 
 def list_campaigns(store: Store) -> pd.DataFrame:
     """Campaigns with variants: campaign, variants (list), users, events — for the page's picker."""
-    try:
-        with store.cursor() as cur:
-            return cur.execute(
-                "SELECT campaign, list(DISTINCT variant_id ORDER BY variant_id) AS variants, count(DISTINCT user_id) AS users, "
-                "count(*) AS events FROM events WHERE campaign IS NOT NULL AND variant_id IS NOT NULL "
-                "GROUP BY campaign ORDER BY users DESC, campaign"
-            ).df()
-    except duckdb.Error as e:
-        raise QueryError(str(e), title="DuckDB could not list the campaigns") from e
+    with store.cursor("DuckDB could not list the campaigns") as cur:
+        return cur.execute(
+            "SELECT campaign, list(DISTINCT variant_id ORDER BY variant_id) AS variants, count(DISTINCT user_id) AS users, "
+            "count(*) AS events FROM events WHERE campaign IS NOT NULL AND variant_id IS NOT NULL "
+            "GROUP BY campaign ORDER BY users DESC, campaign"
+        ).df()
 
 
 def _exposure_sql(spec: ExperimentSpec) -> tuple[str, list[Any]]:
@@ -275,15 +273,11 @@ def _check_names(cur: duckdb.DuckDBPyConnection, spec: ExperimentSpec) -> None:
 
 def _group_sql(store: Store, key: str) -> tuple[str, str, list[Any]]:
     """(join, expression, params) adding a text group g per exposed user x."""
-    if key.startswith("segment:"):
-        run_id = key[len("segment:"):]
-        with store.cursor() as cur:
-            if not cur.execute("SELECT count(*) FROM segment_runs WHERE run_id = ?", [run_id]).fetchall()[0][0]:
-                raise QueryError(f"There is no segmentation run {run_id!r}.", title="Unknown breakdown")
-        join = ("LEFT JOIN user_segments us_ ON us_.user_id = x.user_id AND us_.run_id = ? "
-                "LEFT JOIN segments sg ON sg.run_id = us_.run_id AND sg.segment_id = us_.segment_id")
-        return join, "coalesce(sg.name, us_.segment_id)", [run_id]
-    expr, params = _user_column(_Schema.load(store), key)
+    # The same segment join as a funnel's, so a segment holds the same users on both pages.
+    segment = segment_join(store, key, user_id="x.user_id")
+    if segment is not None:
+        return segment.join, segment.expr, segment.params
+    expr, params = user_column(Schema.load(store), key)
     return "LEFT JOIN users us ON us.user_id = x.user_id", f"({expr})::VARCHAR", params
 
 
@@ -427,14 +421,11 @@ def experiment(store: Store, spec: ExperimentSpec) -> ExperimentResult:
     """Variants of one campaign side by side, with the copy text, rates, intervals, test and verdict."""
     began = time.perf_counter()
     group = _group_sql(store, spec.breakdown) if spec.breakdown else None
-    try:
-        with store.cursor() as cur:
-            _check_names(cur, spec)
-            frame = _counts(cur, spec, group)
-            variants_seen = sorted(frame.loc[~frame["mixed"], "variant_id"].unique().tolist())
-            copy = _copy(cur, variants_seen)
-    except duckdb.Error as e:
-        raise QueryError(str(e), title="DuckDB could not compute this experiment") from e
+    with store.cursor("DuckDB could not compute this experiment") as cur:
+        _check_names(cur, spec)
+        frame = _counts(cur, spec, group)
+        variants_seen = sorted(frame.loc[~frame["mixed"], "variant_id"].unique().tolist())
+        copy = _copy(cur, variants_seen)
     mixed = int(frame.loc[frame["mixed"], "exposed"].sum())
     clean = frame[~frame["mixed"]]
     totals = clean.groupby("variant_id")[["converted", "exposed"]].sum()

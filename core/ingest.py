@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.contracts import ATTRIBUTE, IGNORE, TableContract, contract, normalise_name, resolve_mapping
-from core.errors import MappingError, StoreError, UploadError
+from core.errors import MappingError, QueryError, StoreError, UploadError
 from core.store import Store, quote_ident
 from core.upload_reader import RawTable, format_size, line_list, read_upload, safe_file_name
 
@@ -712,9 +712,9 @@ def commit(store: Store, plan: IngestPlan, *, skip_invalid: bool = False) -> Ing
                 "INSERT INTO ingest_log VALUES (current_timestamp, ?, ?, ?, ?, ?, ?, ?)",
                 [plan.table, plan.raw.file_name, plan.raw.sha256, len(plan.raw.frame), inserted, updated, len(plan.rejected)],
             )
-    except duckdb.Error as e:
-        # Wrapped once, here: the transaction was rolled back, so the message can promise that.
-        raise StoreError(f"{plan.raw.file_name} could not be written ({e}). Nothing was written.", title="The import failed") from e
+    except QueryError as e:
+        # Retitled here: the transaction was rolled back, so the message can promise that.
+        raise StoreError(f"{plan.raw.file_name} could not be written ({e.msg}). Nothing was written.", title="The import failed") from e
     plan.valid["_action"] = actions.to_numpy()
     return plan.report(committed=True, skipped_invalid=bool(len(plan.rejected)), stored=stored)
 

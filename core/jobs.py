@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from core.errors import MarketLabError
+from core.errors import MarketLabError, NotFoundError
 
 __all__ = ["ACTIVE", "Job", "JobBoard", "JobContext", "JobStopped"]
 
@@ -133,7 +133,7 @@ class JobBoard:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise MarketLabError(f"No job {job_id!r} on this server.", title="Unknown job")
+                raise NotFoundError(f"No job {job_id!r} on this server.", title="Unknown job")
             if job.status == "queued":
                 job.status, job.finished, job.result = "stopped", time.time(), "stopped before it started"
             job.stop_requested = True

@@ -35,7 +35,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from core.errors import MarketLabError
+from core.errors import InvalidRequestError
 from core.store import Store
 
 __all__ = [
@@ -1081,7 +1081,7 @@ def _refuse_if_not_empty(counts: dict[str, int]) -> None:
     filled = {t: n for t, n in counts.items() if n}
     if filled:
         listed = ", ".join(f"{t} ({n:,} rows)" for t, n in filled.items())
-        raise MarketLabError(
+        raise InvalidRequestError(
             f"The database already holds {listed}. Build the demo into an empty database, "
             "or replace the existing data (python -m core demo --replace).",
             title="The demo store needs an empty database",
@@ -1109,7 +1109,7 @@ def build_demo(
     """
     store.require_editor("loading the demo store")
     if not scale > 0:
-        raise MarketLabError(f"scale must be greater than zero, got {scale}.", title="Invalid demo size")
+        raise InvalidRequestError(f"scale must be greater than zero, got {scale}.", title="Invalid demo size")
     began = time.perf_counter()
     report = progress or (lambda fraction, message: None)
     if not replace:

@@ -129,17 +129,27 @@ class Store:
         require_editor(self.user, action)
 
     @contextmanager
-    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor for this thread's piece of work; closed afterwards."""
+    def cursor(self, failing: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for this thread's piece of work; closed afterwards.
+
+        A DuckDB error inside becomes a ``QueryError`` titled ``failing`` ("The catalog could not be
+        searched"): wrapped once, here, so that no caller shows a library's exception and none has to
+        remember to wrap it. Code that expects a DuckDB error (a table that may not exist yet) catches it
+        inside the block, before it gets here.
+        """
         cur = self._con.cursor()
         try:
             yield cur
+        except duckdb.Error as e:
+            raise QueryError(str(e), title=failing) from e
         finally:
             cur.close()
 
     @contextmanager
-    def transaction(self, *, derived: bool = False, touches: Iterable[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor inside BEGIN … COMMIT; anything raised rolls the whole piece back.
+    def transaction(self, *, derived: bool = False, touches: Iterable[str] | None = None,
+                    failing: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside BEGIN … COMMIT; anything raised rolls the whole piece back (a DuckDB error
+        after the rollback as a ``QueryError`` titled ``failing``, see ``cursor``).
 
         ``touches`` names the only tables the transaction writes (a cached funnel stays valid
         when a variant is approved); by default it may have written any.
@@ -154,7 +164,7 @@ class Store:
             raise QueryError(f"Unknown table(s) {sorted(unknown)}.")
         # Writers take turns: DuckDB's optimistic concurrency aborts one of two transactions
         # that touch the same rows, and a marketer's upload should wait, not fail.
-        with self._write_lock, self.cursor() as cur:
+        with self._write_lock, self.cursor(failing) as cur:
             cur.begin()
             try:
                 yield cur

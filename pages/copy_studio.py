@@ -14,9 +14,8 @@ from core.copy.ad_strength import LEVELS
 from core.copy.asset_actions import regenerate_assets, set_keywords, set_locked, set_pin
 from core.copy.export import PIN_POSITIONS
 from core.copy.channels import CHANNELS, TONES, ChannelSpec
-from core.copy.variants import (
-    GenerationRequest, Variant, VariantFilter, engine_generate_fn, list_variants, set_status, update_fields,
-)
+from core.copy.variant_store import Variant, VariantFilter, list_variants, set_status, update_fields
+from core.copy.variants import GenerationRequest, engine_generate_fn
 from core.copy.writing_job import write_copy_work
 from core.errors import MarketLabError
 from core.jobs import Job

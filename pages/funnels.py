@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from core import funnels, segments
+from core.breakdowns import segment_key, segment_run_of
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
-from core.funnels import Condition, FunnelSpec, Step
+from core.funnels import MODES, Condition, FunnelSpec, Step
 from core.segments.saved_lists import MAX_NAME_CHARS, save_dropped_as_segment
 from pages._resources import ALL_BUT_COPY, cached_read, get_store
 from pages._shell import ensure_shell
@@ -47,11 +50,8 @@ with st.container(border=True):
     c1, c2, c3, c4 = st.columns([1, 1, 1.3, 1.2])
     amount = c1.number_input("Window", min_value=1, max_value=2160, value=7, key="funnel_window_n")
     unit = c2.selectbox("unit", ["days", "hours", "minutes"], key="funnel_window_unit", label_visibility="hidden")
-    mode = c3.radio("Steps must come", ["ordered", "strict"], horizontal=True, key="funnel_mode",
-                    format_func=lambda m: {"ordered": "in order", "strict": "one right after another"}[m],
-                    help="In order: each step after the one before, within the window, other steps in between allowed "
-                         "(ordered counting, as ClickHouse's windowFunnel). One right after another: no other funnel "
-                         "step between two consecutive steps (strict counting).")
+    mode = c3.radio("Steps must come", list(MODES), horizontal=True, key="funnel_mode", format_func=lambda m: MODES[m].label,
+                    help="  \n".join(f"{m.label.capitalize()}: {m.help}" for m in MODES.values()))
     # A short label: the column is narrow, and the help says the rest.
     first_touch = c4.checkbox("First visit only", key="funnel_first_touch",
                               help="Start each user's path at their first visit to step 1 (first touch); "
@@ -113,17 +113,17 @@ except MarketLabError as e:
 
 try:
     spec = FunnelSpec(
-        steps=tuple(step_objects), window=f"{amount}{unit[0] if unit != 'minutes' else 'm'}", mode=mode,
+        steps=tuple(step_objects), window=timedelta(**{unit: amount}), mode=mode,
         first_touch_only=first_touch, start=start, end=end, breakdown=breakdown, trend=trend,
         event_filters=event_filters, user_filters=user_filters,
-        repeat_needs_later=bool(st.session_state.get("funnel_later_repeat")) and mode == "ordered",
+        repeat_needs_later=bool(st.session_state.get("funnel_later_repeat")) and MODES[mode].later_repeat,
     )
     if spec.repeated_steps():
         for note in spec.notes():
             st.info(plain(note))
         st.checkbox("Count a later, different event for a repeated step (e.g. a second purchase)", key="funnel_later_repeat",
-                    disabled=mode == "strict", help="Available in ordered counting: in strict counting nothing comes between "
-                                                    "an event and itself.")
+                    disabled=not MODES[mode].later_repeat,
+                    help="Available in ordered counting: in strict counting nothing comes between an event and itself.")
     with st.spinner("Counting…"):
         result = cached_read(funnels.funnel, spec, reads=ALL_BUT_COPY)
 except MarketLabError as e:
@@ -182,9 +182,9 @@ if result.breakdown is not None and not result.breakdown.empty:
     frame = result.breakdown
 
     # A segmentation's segments keep the colours the Segments page gives them.
-    run_colors = (segment_colors([s.name for s in cached_read(segments.load_run, breakdown[len("segment:"):],
-                                                               reads=ALL_BUT_COPY).segments])
-                  if breakdown and breakdown.startswith("segment:") else None)
+    run_of_breakdown = segment_run_of(breakdown)
+    run_colors = (segment_colors([s.name for s in cached_read(segments.load_run, run_of_breakdown, reads=ALL_BUT_COPY).segments])
+                  if run_of_breakdown is not None else None)
 
     def breakdown_chart() -> go.Figure:
         fig = px.bar(frame, x="label", y="from_first", color="group", barmode="group", color_discrete_map=run_colors,
@@ -193,10 +193,7 @@ if result.breakdown is not None and not result.breakdown.empty:
         return fig.update_yaxes(tickformat=".0%")
 
     show_chart(breakdown_chart, key="funnel_breakdown_chart", inputs=(spec,), reads=ALL_BUT_COPY)
-    last = frame[frame["step"] == len(steps)][["group", "users", "from_first"]].rename(
-        columns={"users": "completed", "from_first": "conversion"})
-    firsts = frame[frame["step"] == 1][["group", "users"]].rename(columns={"users": "entered"})
-    st.dataframe(firsts.merge(last, on="group").sort_values("conversion", ascending=False), hide_index=True,
+    st.dataframe(result.by_group(), hide_index=True,
                  width="stretch", column_config={"conversion": st.column_config.NumberColumn(format="percent")})
 
 left, right = st.columns(2)
@@ -276,5 +273,5 @@ else:
             with l1:
                 st.page_link("pages/segments.py", label="See it on Segments", icon=":material/group:")
             l2.button("Break this funnel down by it", key="funnel_drop_breakdown",
-                      on_click=lambda: st.session_state.update(funnel_breakdown=f"segment:{run_id}"))
-st.caption(plain(f"Window {amount} {unit}, {mode} counting" + (", first touch only" if first_touch else "") + "."))
+                      on_click=lambda: st.session_state.update(funnel_breakdown=segment_key(run_id)))
+st.caption(plain(f"Window {amount} {unit}, steps {MODES[mode].label}" + (", first touch only" if first_touch else "") + "."))

@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from core import catalog, segments
+from core.breakdowns import segment_key
 from core.errors import MarketLabError
 from core.exports import safe_csv_bytes
 from core.segments import FEATURE_SETS, rfm
@@ -195,10 +196,10 @@ for row_start in range(0, len(run.segments), 3):
 
 b1, b2 = st.columns(2)
 if b1.button("Break down the funnel by this segmentation", key="seg_to_funnel"):
-    st.session_state["funnel_breakdown"] = f"segment:{run.run_id}"
+    st.session_state["funnel_breakdown"] = segment_key(run.run_id)
     st.switch_page("pages/funnels.py")
 if b2.button("See which copy converts for each segment", key="seg_to_experiments"):
-    st.session_state["exp_breakdown"] = f"segment:{run.run_id}"
+    st.session_state["exp_breakdown"] = segment_key(run.run_id)
     st.switch_page("pages/experiments.py")
 
 st.subheader("Compare two segments")

@@ -161,9 +161,46 @@ def test_what_the_model_wrote_about_nothing_the_product_is_counts_as_ungrounded(
     from core.copy.gates import ungrounded
 
     backpack = ProductFacts("A-P", "Little JJ Cole Backpack for Kids, Robot", None, "Kids' Backpacks", 19.99, "USD",
-                            "Comes with no-slip grips | The padded straps are adjustable", {})
+                            "Comes with no-slip grips | The padded straps are adjustable | 100% polyester", {})
+    # The data's "100" (of "100%") does not make "100 Guns" about the backpack: it passed so in the second run.
     assert ungrounded("100 Guns Bite", backpack, short=True) and ungrounded("You can pick it up", backpack, short=True)
     assert not ungrounded("Padded Adjustable Straps", backpack, short=True)
     assert not ungrounded("Grab the Backpack for $19.99", backpack, short=True)  # plain ad words and its price
     assert ungrounded("The name is Little.", backpack, short=False)  # one word of the product is not a description
     assert not ungrounded("Padded straps adjust as your child grows.", backpack, short=False)
+
+
+@pytest.mark.parametrize(("headline", "title", "description"), [
+    ("LEGO The Powerpuff Girls Mojo", "LEGO The Powerpuff Girls Mojo Jojo Strikes 41288 Building Kit (228 Pieces)", ""),
+    ("Rubie’s DC Superheroes Tutu", "Rubie's DC Superheroes Tutu Skirt", ""),
+    ("9 and 3/4 platform soft touch", "Harry Potter 9 & 3/4 Platform Soft Touch Magnet", "9 and 3/4 platform soft touch magnet."),
+    ("Proline 1013214 High-end", "Proline 1013214 Hyrax 2G8 Rock Terrain Truck Tires (2)", ""),
+    ("Great Eastern GE-7044 Ouran", "Great Eastern GE-7044 Ouran High School Host Club - 15\" Kuma-chan Bear Plush", ""),
+])
+def test_a_model_headline_pasted_from_the_data_and_cut_at_the_limit_is_refused(headline: str, title: str, description: str) -> None:
+    """Read in the third Amazon run: the model copies the title's or a bullet's first words up to 30 characters."""
+    from core.copy.gates import pastes_a_cut
+
+    assert pastes_a_cut(headline, ProductFacts("A-X", title, None, None, 9.99, "USD", description, {}))
+
+
+@pytest.mark.parametrize(("headline", "title"), [
+    ("Harbor & Pine Rain Jacket", "Harbor & Pine Rain Jacket, recycled nylon"),  # the title's own phrase ends there
+    ("1000 Piece Jigsaw Puzzle", "Ravensburger Mama Knows Best 1000 Piece Jigsaw Puzzle"),
+    ("20000 mAh Power Bank", "Voltic Charge 20000 mAh Power Bank"),  # a measure, not a part number
+    ("5000mAh Battery Pack", "Redcat 5000mAh Battery Pack"),
+])
+def test_a_model_headline_that_names_the_product_whole_is_no_paste(headline: str, title: str) -> None:
+    from core.copy.gates import pastes_a_cut
+
+    assert not pastes_a_cut(headline, ProductFacts("A-Y", title, None, None, 9.99, "USD", "", {}))
+
+
+def test_no_headline_the_team_wrote_counts_as_a_pasted_cut_or_as_about_nothing() -> None:
+    """The rules for what the model writes on its own must not refuse copy a person would publish."""
+    from core.copy.gates import pastes_a_cut, ungrounded
+    from core.copy.gold import load_gold
+
+    refused = [(e.where, v) for e in load_gold() for k, v in e.fields.items()
+               if k.startswith("headline") and (pastes_a_cut(v, e.facts) or ungrounded(v, e.facts, short=True))]
+    assert refused == []

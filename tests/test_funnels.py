@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import QueryError
 from core.funnels import (
-    Condition, FunnelSpec, Step, breakdown_options, dropped_users, ensure_index, funnel, funnel_levels,
+    Condition, FunnelResult, FunnelSpec, Step, breakdown_options, dropped_users, ensure_index, funnel, funnel_levels,
     last_step_users, list_event_names, parse_window, reference_funnel,
 )
 from core.store import Store
@@ -307,3 +307,33 @@ def test_a_repeated_step_counts_one_event_twice_unless_a_later_one_is_asked_for(
     with pytest.raises(QueryError, match="ordered mode"):
         FunnelSpec.of("purchase", "purchase", mode="strict", repeat_needs_later=True)
     assert FunnelSpec.of("view", "purchase").notes() == []
+
+
+def test_every_counting_mode_is_one_entry_that_the_spec_the_cli_and_the_page_read() -> None:
+    from core.__main__ import build_parser
+    from core.funnels import MODES
+
+    assert list(MODES) == ["ordered", "strict"]
+    fun = next(a for a in build_parser()._subparsers._group_actions[0].choices["funnel"]._actions if a.dest == "mode")
+    assert list(fun.choices) == list(MODES)
+    with pytest.raises(QueryError, match="'ordered', 'strict'"):
+        FunnelSpec.of("view", mode="loose")
+    with pytest.raises(QueryError, match="needs the ordered mode"):
+        FunnelSpec.of("purchase", "purchase", mode="strict", repeat_needs_later=True)
+
+
+def test_by_group_is_each_groups_entrants_finishers_and_conversion_best_first() -> None:
+    spec = FunnelSpec.of("view", "purchase", breakdown="device")
+    frame = pd.DataFrame([
+        {"group": "mobile", "step": 1, "label": "view", "users": 10, "from_previous": None, "from_first": 1.0},
+        {"group": "mobile", "step": 2, "label": "purchase", "users": 2, "from_previous": 0.2, "from_first": 0.2},
+        {"group": "desktop", "step": 1, "label": "view", "users": 4, "from_previous": None, "from_first": 1.0},
+        {"group": "desktop", "step": 2, "label": "purchase", "users": 2, "from_previous": 0.5, "from_first": 0.5},
+    ])
+    result = FunnelResult(spec, [], frame, pd.DataFrame(), [], None)
+    table = result.by_group()
+    assert table.to_dict(orient="records") == [
+        {"group": "desktop", "entered": 4, "completed": 2, "conversion": 0.5},
+        {"group": "mobile", "entered": 10, "completed": 2, "conversion": 0.2},
+    ]
+    assert FunnelResult(spec, [], None, pd.DataFrame(), [], None).by_group().empty

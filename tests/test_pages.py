@@ -511,3 +511,16 @@ def test_approving_a_variant_leaves_the_cards_where_they_were(db_path: Path) -> 
     at.button(key=before[-1]).click().run()
     assert not at.exception
     assert order() == before and at.button(key=before[-1]).disabled
+
+
+def test_an_error_a_page_did_not_catch_is_shown_as_a_message_not_a_traceback(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.overview
+
+    def broken(store):  # noqa: ANN001, ANN202 - the signature of core.overview.overview
+        raise QueryError("The database file was moved while the app was open.", title="The overview could not be read")
+
+    monkeypatch.setattr(core.overview, "overview", broken)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert any("The overview could not be read" in e.value for e in at.error)

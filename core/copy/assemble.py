@@ -19,10 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.copy.channels import ChannelSpec, FieldSpec
-from core.copy.data_headlines import (call_to_action, closing_sentences, kind_is_named, maker_name, offer_sentence,
-                                      price_headline, second_call_to_action, title_phrases)
+from core.copy.data_headlines import (call_to_action, call_to_action_sentence, closing_sentences, kind_is_named, maker_name,
+                                      offer_sentence, price_headline, second_call_to_action, title_phrases)
 from core.copy.facts import ProductFacts
-from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key, unfamiliar_words, ungrounded
+from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key, pastes_a_cut, unfamiliar_words, ungrounded
 from core.copy.limits import field_problems, short_forms, trim_to_limit
 from core.copy.scoring import DEFAULT_BANNED, NEAR_DUPLICATE, Evidence, banned_hits, claims_in, similarity
 from core.copy.selling_points import SellingPoint, carries, selling_points
@@ -107,7 +107,7 @@ def _data_texts(group: str, fspec: FieldSpec, facts: ProductFacts, points: Seque
     # Last, for a product whose data gives fewer descriptions than the ad takes (Google needs two): the offer
     # said whole, then the call to action on its own if no description closes with it already.
     offer = offer_sentence(facts, limit, brands)
-    call = closings[0] if closings and closings[0].startswith("Shop the") else None
+    call = call_to_action_sentence(facts, limit, brands)
     extra = [offer] + ([call] if call and not any(t.endswith(call) for t in out) else [])
     return out + [t for t in extra if t and t not in out]
 
@@ -153,7 +153,7 @@ def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], s
                 # strings real but unrelated words into names ("Disney Resin Acrylic Key Ring", "Polyester Beach
                 # Bunker") and sentences ("100 Guns Bite") that every other check lets through.
                 short = (fspec.max_chars or 999) <= 40
-                if usable and origin == MODEL and ((short and unfamiliar_words(text, facts))
+                if usable and origin == MODEL and ((short and (unfamiliar_words(text, facts) or pastes_a_cut(text, facts)))
                                                    or ungrounded(text, facts, short=short)):
                     usable = False
                 assets.append(Asset(group, text, origin, carried, usable))

@@ -23,8 +23,9 @@ from core.copy.gates import asset_key
 from core.copy.limits import repair
 from core.copy.prompts import build_messages
 from core.copy.scoring import DEFAULT_BANNED, NEAR_DUPLICATE, Evidence, similarity
-from core.copy.variants import CopyError, GenerateFn, Variant, brands, call_model, now_text, require_variant, rescore
-from core.errors import MarketLabError
+from core.copy.variant_store import CopyError, Variant, brands, now_text, require_variant, rescore
+from core.copy.variants import GenerateFn, call_model
+from core.errors import InvalidRequestError, NotFoundError
 from core.store import Store
 
 __all__ = ["clean_keywords", "regenerate_assets", "set_keywords", "set_locked", "set_pin"]
@@ -41,13 +42,13 @@ def _asset_keys(variant: Variant, keys: Iterable[str]) -> list[str]:
     """``keys``, checked against the ad's channel: a pooled format's asset fields, not its paths."""
     spec = get_channel(variant.channel)
     if not spec.pooled:
-        raise MarketLabError(f"{spec.label} copy is one piece of text, not assets: generate a new variant instead.",
+        raise InvalidRequestError(f"{spec.label} copy is one piece of text, not assets: generate a new variant instead.",
                              title="No assets to lock or regenerate")
     keys = list(dict.fromkeys(keys))
     writable = {f.key for f in spec.fields if f.group_name in {g.group_name for g in spec.writes.fields}}
     unknown = [k for k in keys if k not in writable]
     if unknown:
-        raise MarketLabError(f"{spec.label} has no asset {', '.join(map(repr, unknown))}.", title="Unknown asset")
+        raise NotFoundError(f"{spec.label} has no asset {', '.join(map(repr, unknown))}.", title="Unknown asset")
     return keys
 
 
@@ -78,13 +79,13 @@ def set_pin(store: Store, variant_id: str, key: str, position: int | None) -> Va
     variant = require_variant(store, variant_id)
     spec = get_channel(variant.channel)
     if spec.name != "google_rsa":
-        raise MarketLabError(f"{spec.label} does not pin assets to positions; only a Google responsive search ad does.",
+        raise InvalidRequestError(f"{spec.label} does not pin assets to positions; only a Google responsive search ad does.",
                              title="Nothing to pin")
     (key,) = _asset_keys(variant, [key])
     group = spec.field(key).group_name
     if position is not None and position not in PIN_POSITIONS.get(group, ()):
         places = PIN_POSITIONS.get(group, ())
-        raise MarketLabError(f"A {group} pins to position {', '.join(map(str, places[:-1]))} or {places[-1]}, not {position}."
+        raise InvalidRequestError(f"A {group} pins to position {', '.join(map(str, places[:-1]))} or {places[-1]}, not {position}."
                              if places else f"A {group} cannot be pinned.", title="Pin refused")
     pins = {k: p for k, p in (variant.params.get("pins") or {}).items() if k != key}
     if position is not None:
@@ -92,7 +93,7 @@ def set_pin(store: Store, variant_id: str, key: str, position: int | None) -> Va
     pinned = replace(variant, params={**variant.params, "pins": pins})
     _, why = rsa_pins(pinned, spec)
     if why:
-        raise MarketLabError(f"Not pinned: {why}.", title="Pin refused")
+        raise InvalidRequestError(f"Not pinned: {why}.", title="Pin refused")
     pinned.scores = rescore(store, pinned)
     _write(store, pinned)
     return pinned
@@ -101,7 +102,7 @@ def set_pin(store: Store, variant_id: str, key: str, position: int | None) -> Va
 def clean_keywords(keywords: Iterable[str]) -> list[str]:
     """Keywords as Google takes them: trimmed, spaces single, each once (case aside), in the order given.
 
-    Raises MarketLabError naming the first keyword Google would refuse (too long, too many words,
+    Raises InvalidRequestError naming the first keyword Google would refuse (too long, too many words,
     a character it does not allow) or when there are more than ``KEYWORDS_MAX``.
     """
     out: dict[str, str] = {}
@@ -111,14 +112,14 @@ def clean_keywords(keywords: Iterable[str]) -> list[str]:
             continue
         refused = sorted(set(keyword) & _KEYWORD_REFUSED)
         if refused:
-            raise MarketLabError(f"Keyword {keyword!r} has {' '.join(refused)}, which Google does not allow in a keyword.",
+            raise InvalidRequestError(f"Keyword {keyword!r} has {' '.join(refused)}, which Google does not allow in a keyword.",
                                  title="Keyword refused")
         if len(keyword) > KEYWORD_MAX_CHARS or len(keyword.split()) > KEYWORD_MAX_WORDS:
-            raise MarketLabError(f"Keyword {keyword[:40]!r}… is longer than Google's {KEYWORD_MAX_CHARS} characters or "
+            raise InvalidRequestError(f"Keyword {keyword[:40]!r}… is longer than Google's {KEYWORD_MAX_CHARS} characters or "
                                  f"{KEYWORD_MAX_WORDS} words.", title="Keyword refused")
         out.setdefault(keyword.lower(), keyword)
     if len(out) > KEYWORDS_MAX:
-        raise MarketLabError(f"{len(out)} keywords: keep an ad group to its {KEYWORDS_MAX} closest searches.",
+        raise InvalidRequestError(f"{len(out)} keywords: keep an ad group to its {KEYWORDS_MAX} closest searches.",
                              title="Too many keywords")
     return list(out.values())
 
@@ -132,7 +133,7 @@ def set_keywords(store: Store, variant_id: str, keywords: Iterable[str]) -> Vari
     store.require_editor("setting keywords")
     variant = require_variant(store, variant_id)
     if variant.channel != "google_rsa":
-        raise MarketLabError("Keywords belong to a Google search ad group; this ad is not a Google RSA.", title="No keywords here")
+        raise InvalidRequestError("Keywords belong to a Google search ad group; this ad is not a Google RSA.", title="No keywords here")
     updated = replace(variant, params={**variant.params, "keywords": clean_keywords(keywords)})
     updated.scores = rescore(store, updated)
     _write(store, updated)
@@ -144,17 +145,17 @@ def regenerate_assets(store: Store, generate_fn: GenerateFn, variant_id: str, ke
     """New text for ``keys`` of a saved ad, from one model call; locked assets and the rest stay.
 
     All or nothing: if any asset asked for has no new usable replacement, CopyError says which and
-    the saved ad is unchanged. Raises MarketLabError for a locked or unknown asset.
+    the saved ad is unchanged. Raises InvalidRequestError (NotFoundError) for a locked (an unknown) asset.
     """
     store.require_editor("regenerating copy")
     variant = require_variant(store, variant_id)
     keys = _asset_keys(variant, keys)
     locked = [k for k in keys if k in variant.params.get("locked", [])]
     if locked:
-        raise MarketLabError(f"{', '.join(locked)} {'is' if len(locked) == 1 else 'are'} locked: unlock before regenerating.",
+        raise InvalidRequestError(f"{', '.join(locked)} {'is' if len(locked) == 1 else 'are'} locked: unlock before regenerating.",
                              title="Locked asset")
     if not keys:
-        raise MarketLabError("Pick at least one asset to regenerate.", title="Nothing to regenerate")
+        raise InvalidRequestError("Pick at least one asset to regenerate.", title="Nothing to regenerate")
     spec = get_channel(variant.channel)
     facts = load_facts(store, [variant.product_id])[variant.product_id]
     evidence = Evidence(facts, brands(store))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import MarketLabError
+from core.errors import InvalidRequestError, NotFoundError
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ChannelSpec:
         for spec in self.fields:
             if spec.key == key:
                 return spec
-        raise MarketLabError(f"{self.label} has no field {key!r}; its fields are {', '.join(f.key for f in self.fields)}.",
+        raise NotFoundError(f"{self.label} has no field {key!r}; its fields are {', '.join(f.key for f in self.fields)}.",
                              title="Unknown copy field")
 
     @property
@@ -234,11 +234,11 @@ def get_channel(name: str) -> ChannelSpec:
     try:
         return CHANNELS[name]
     except KeyError:
-        raise MarketLabError(f"Unknown channel {name!r}; choose one of {', '.join(CHANNELS)}.", title="Unknown channel") from None
+        raise InvalidRequestError(f"Unknown channel {name!r}; choose one of {', '.join(CHANNELS)}.", title="Unknown channel") from None
 
 
 def get_tone(name: str) -> Tone:
     try:
         return TONES[name]
     except KeyError:
-        raise MarketLabError(f"Unknown tone {name!r}; choose one of {', '.join(TONES)}.", title="Unknown tone") from None
+        raise InvalidRequestError(f"Unknown tone {name!r}; choose one of {', '.join(TONES)}.", title="Unknown tone") from None

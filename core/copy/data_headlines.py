@@ -25,7 +25,7 @@ from core.copy.facts import SMALL_PRINT, ProductFacts
 from core.units import with_currency
 from core.copy.limits import SHOUTED, calm_capitals, title_case
 
-__all__ = ["ad_keyword", "call_to_action", "closing_sentences", "kind_is_named", "maker_name", "offer_sentence", "price_headline", "price_text", "product_names", "second_call_to_action", "title_phrases"]
+__all__ = ["ad_keyword", "call_to_action", "call_to_action_sentence", "closing_sentences", "kind_is_named", "maker_name", "offer_sentence", "price_headline", "price_text", "product_names", "second_call_to_action", "title_phrases"]
 
 # Where a marketplace title's phrases end: a bar, a dash between spaces, a comma, a colon, brackets.
 _PHRASE_BREAK = re.compile(r"\s*[|•]\s*|\s+[-–—]\s+|,\s+|:\s+|\s*[()\[\]]\s*")
@@ -165,8 +165,10 @@ def maker_name(facts: ProductFacts, limit: int) -> str | None:
 
 
 def _singular(word: str) -> str:
-    word = word.lower()
-    return word[:-3] + "y" if word.endswith("ies") else word[:-1] if word.endswith("s") and not word.endswith("ss") else word
+    """"Kits" -> "Kit", "Puppies" -> "Puppy", case kept; "Glass" stays."""
+    if word.lower().endswith("ies"):
+        return word[:-3] + ("Y" if word.isupper() else "y")
+    return word[:-1] if word.lower().endswith("s") and not word.lower().endswith("ss") else word
 
 
 _UNIT_WORD = re.compile(r"^(?:\d[\d.,]*\S*|ml|l|cl|g|kg|oz|lbs?|mm|cm|m|in|inch(?:es)?|ft|w|v|mah|pack|pcs?|count|ct|spf)$", re.I)
@@ -183,7 +185,7 @@ def _head_nouns(title: str) -> set[str]:
         while words and _UNIT_WORD.match(words[-1]):
             words.pop()
         if words:
-            heads.add(_singular(words[-1]))
+            heads.add(_singular(words[-1].lower()))
     return heads
 
 
@@ -197,15 +199,13 @@ def kind_is_named(facts: ProductFacts) -> bool:
     if len((facts.kind or "").split()) >= 2 and facts.kind.endswith("s") and re.search(rf"\b{re.escape(facts.kind)}\b", facts.title or "", re.I):
         return True  # "Oopsy Daisy Growth Charts Robots and Rockets Navy": said in so many words
     kind_words = re.findall(r"[A-Za-z]+", facts.kind or "")
-    return bool(kind_words) and _singular(kind_words[-1]) in _head_nouns(facts.title or "")
+    return bool(kind_words) and _singular(kind_words[-1].lower()) in _head_nouns(facts.title or "")
 
 
 def _one_of(kind: str, title: str) -> str:
     """A category named for one product: "Craft Kits" -> "Craft Kit" when the title says "Kit", not "Kits"."""
     *rest, last = kind.split(" ")
-    if last.endswith("s") and not last.endswith("ss") and last.lower() not in title.lower().split():
-        last = last[:-3] + "y" if last.endswith("ies") else last[:-1]
-    return " ".join([*rest, last])
+    return " ".join([*rest, last if last.lower() in title.lower().split() else _singular(last)])
 
 
 def product_names(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> list[str]:
@@ -273,16 +273,20 @@ def offer_sentence(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) 
     return f"Get the {name} for {price}." if name else None
 
 
+def call_to_action_sentence(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> str | None:
+    """"Shop the Summit Tumbler today.": the call to action as a sentence, to close a description or stand as one."""
+    name = _product_name(facts, limit, len("Shop the  today."), brands)
+    return f"Shop the {name} today." if name else None
+
+
 def closing_sentences(facts: ProductFacts, limit: int, brands: Sequence[str] = ()) -> list[str]:
     """Sentences that close a short description as an ad would: a call to action, the price.
 
     "Comes in Sand." alone is a fact, not a description; "Comes in Sand. Shop the Summit Tumbler
     today." is one. Each is used once per ad (``assemble``), so no two descriptions end alike.
     """
-    out = []
-    name = _product_name(facts, limit, len("Shop the  today."), brands)
-    if name:
-        out.append(f"Shop the {name} today.")
+    call = call_to_action_sentence(facts, limit, brands)
+    out = [call] if call else []
     price = price_text(facts)
     if price:
         out.append(f"Yours for {price}.")

@@ -39,8 +39,8 @@ import pandas as pd
 from core.copy.channels import ChannelSpec, get_channel
 from core.copy.facts import attribute_key
 from core.copy.limits import check_fields, trim_to_limit
-from core.copy.variants import Variant, VariantFilter, list_variants
-from core.errors import MarketLabError
+from core.copy.variant_store import Variant, VariantFilter, list_variants
+from core.errors import InvalidRequestError, MarketLabError
 from core.exports import safe_csv_bytes
 from core.store import Store
 
@@ -148,7 +148,7 @@ def check_url_template(template: str) -> None:
         return
     probe = Variant("P1", "google_rsa", "friendly", {}, variant_id="CV-1")
     if not web_url(final_url(template, probe, "campaign", _SAMPLE_URL)):
-        raise MarketLabError(
+        raise InvalidRequestError(
             f"The Final URL template {template!r} does not give a web address. Start it with https:// or "
             "{product_url}, e.g. https://shop.example/p/{product_id}?utm_content={variant_id}.",
             title="Final URL template is not a web address")

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import MarketLabError
+from core.errors import InvalidRequestError, NotFoundError
 from core.store import Store
 
 # Product columns that are facts about the product (updated_at and the id are not).
@@ -180,7 +180,7 @@ def load_facts(store: Store, product_ids: Sequence[str]) -> dict[str, ProductFac
     """Facts for each product id, in the order asked; a missing id is an error naming it."""
     wanted = list(dict.fromkeys(str(p) for p in product_ids))
     if not wanted:
-        raise MarketLabError("Pick at least one product.", title="No product chosen")
+        raise InvalidRequestError("Pick at least one product.", title="No product chosen")
     with store.cursor() as cur:
         rows = cur.execute(
             "SELECT product_id, title, brand, category, price, currency, description, attributes "
@@ -192,7 +192,7 @@ def load_facts(store: Store, product_ids: Sequence[str]) -> dict[str, ProductFac
     missing = [p for p in wanted if p not in found]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise MarketLabError(f"No product with id {shown} in the catalog.", title="Unknown product")
+        raise NotFoundError(f"No product with id {shown} in the catalog.", title="Unknown product")
     return {p: found[p] for p in wanted}
 
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.copy.channels import ChannelSpec
+from core.copy.data_headlines import kind_is_named
 from core.copy.facts import ProductFacts, attribute_key, iter_values
 
 __all__ = ["GateFailure", "asset_gates", "asset_key", "set_gates", "unfamiliar_words", "ungrounded"]
@@ -206,12 +207,12 @@ _AD_WORDS = frozenset("""durable stylish premium colorful colourful comfortable 
     protection protective support supportive flexible adjustable removable washable waterproof resistant insulated
     design designed crafted handcrafted handmade made features feature includes included including collection
     accessories accessory gift gifts holiday holidays birthday celebration decor decoration decorative display
-    adventure adventures explore discover enjoy experience upgrade style styles outfit wardrobe everyday anywhere
+    adventure adventures explore discover enjoy experience upgrade style styles outfit wardrobe anywhere
     outdoor outdoors indoor travel journey season seasonal summer winter autumn spring families family kids toddler
-    toddlers adults teens children boys girls women men shop order today online delivered certified cuddly quest
+    toddlers adults teens children boys girls women men shop today online delivered certified cuddly quest
     trail trails prep zero fuss downpour rain storm weather hike hiking camp camping commute workout gym
     add start play bring ready hit suit grab light order now get make take meet try give keep stay dry wear carry
-    build create learn explore share celebrate party dance bedtime shelf home day night week weekend year""".split())
+    build create learn share celebrate party dance bedtime shelf home day night week weekend year""".split())
 
 
 def unfamiliar_words(value: str, facts: ProductFacts) -> list[str]:
@@ -250,14 +251,37 @@ def ungrounded(value: str, facts: ProductFacts, *, short: bool) -> bool:
     data = _data_words(facts)
     words = [w.lower() for w in _WORD.findall(value) if len(w) >= 3 and w.lower() not in _STOP]
     grounded = [w for w in words if any(f in data for f in _word_forms(w) | {w.removesuffix("s")})]
-    # The product's own numbers count too: "A pair for $12.99", "Just $6.88 for 67 pieces".
-    numbers = _data_numbers(facts)
-    grounded += [n for n in re.findall(r"\d+(?:\.\d+)?", value) if n in numbers]
     if not short:
+        # The product's own numbers count too: "Just $6.88 for 67 pieces".
+        numbers = _data_numbers(facts)
+        grounded += [n for n in re.findall(r"\d+(?:\.\d+)?", value) if n in numbers]
         return len(set(grounded)) < 2
     # A headline may be all ad words ("Built for Long Hikes"); one with neither the product's words nor ad
-    # words ("100 Guns Bite", "You can pick it up") is about nothing.
+    # words ("100 Guns Bite", "You can pick it up") is about nothing, even where the data has a 100 (in "100%").
     return not grounded and not any(_word_forms(w) & _AD_WORDS for w in words)
+
+
+# A part or set number in a headline: five digits or more ("1013214"), or a code with four ("GE-7044");
+# not a measure ("20000 mAh", "10000 mm").
+_PART_NUMBER = re.compile(r"(?<![\w.])(?:\d{5,}|(?=[\w-]*[A-Za-z])[\w-]*\d{4,}[\w-]*)(?![\w.])"
+                          r"(?!\s?(?i:mm|cm|m|mah|ml|l|g|kg|lbs?|oz|w|v|rpm|pcs?|pieces?|pack|count|ct|%)(?![A-Za-z]))")
+
+
+def pastes_a_cut(value: str, facts: ProductFacts) -> bool:
+    """Whether a headline the model wrote is the start of the product's title or of one of its sentences,
+    stopped where that text goes on ("LEGO The Powerpuff Girls Mojo", "Transformers Toys Studio", "9 and 3/4
+    platform soft touch"), or carries a part number ("Proline 1013214 High-end", "Great Eastern GE-7044
+    Ouran"): a paste cut at the limit, not a headline. (The data's own headlines cut a title only where
+    its phrases end, ``core.copy.data_headlines``.)"""
+    if any(not _GLUED_MEASURE.match(m.group(0)) for m in _PART_NUMBER.finditer(value)):  # "5000mAh" is a measure
+        return True
+    head = [t.lower() for t in _title_tokens(value.replace("’", "'"))]
+    sources = [facts.title or "", *re.split(r"\s*\|\s*|(?<=[.!?])\s+", facts.description or "")]
+    for source in sources:
+        full = [t.lower() for t in _title_tokens(source.replace("’", "'"))]
+        if 2 <= len(head) < len(full) and full[: len(head)] == head and full[len(head)] not in TITLE_BOUNDARY:
+            return True
+    return False
 
 
 def invented_words(value: str, facts: ProductFacts) -> list[str]:
@@ -285,8 +309,6 @@ def _thin(value: str, facts: ProductFacts) -> bool:
 def _names_a_shelf(value: str, facts: ProductFacts) -> bool:
     """The asset is the catalog's category where that names a shelf, not the product ("Stuffed Animals &
     Teddy Bears" for a graduation bear, "Novelty & Gag Toys" for a fridge magnet)."""
-    from core.copy.data_headlines import kind_is_named  # data_headlines builds on the gates' neighbours
-
     key = asset_key(value)
     return bool(key) and not kind_is_named(facts) and key in {asset_key(facts.kind or ""), asset_key(facts.category or "")}
 
@@ -348,9 +370,9 @@ def asset_gates(fields: Mapping[str, str], spec: ChannelSpec, facts: ProductFact
             failures.append(GateFailure("data_label", fspec.key, f"{label} is a leftover of the answer's format ({value[:40]!r})."))
         if short and fspec.group_name != "path" and _names_a_shelf(value, facts):
             failures.append(GateFailure("data_label", fspec.key, f"{label} names the catalog's shelf ({value!r}), not the product."))
-        if _SOCIAL_PROOF.search(value):
+        if proof := _SOCIAL_PROOF.search(value):
             failures.append(GateFailure("off_voice", fspec.key, f"{label} claims reviews, ratings or sales "
-                                        f"({_SOCIAL_PROOF.search(value).group(0)!r}) the product's data does not hold."))
+                                        f"({proof.group(0)!r}) the product's data does not hold."))
         if _SELLER_NOTE.search(value):
             failures.append(GateFailure("off_voice", fspec.key, f"{label} is a seller's note to the shopper ({value[:40]!r}), not copy."))
         if _FAKE_REPLY.search(value) or _FIRST_PERSON.search(value):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.errors import MarketLabError
+from core.errors import InvalidRequestError, NoDataError, NotFoundError, UnavailableError
 from core.segments.features import feature_help
 
 __all__ = ["Prepared", "Clustering", "prepare", "cluster", "project_2d", "DEFAULT_K_RANGE"]
@@ -70,10 +70,10 @@ def prepare(
     """
     missing = [c for c in columns if c not in features.columns]
     if missing:
-        raise MarketLabError(f"Unknown feature(s): {', '.join(missing)}. Available: {', '.join(features.columns)}.",
+        raise NotFoundError(f"Unknown feature(s): {', '.join(missing)}. Available: {', '.join(features.columns)}.",
                              title="These features do not exist")
     if not len(features):
-        raise MarketLabError("There are no users with events to segment.", title="Nothing to segment")
+        raise NoDataError("There are no users with events to segment.", title="Nothing to segment")
     # A feature that is empty or the same for every user (sessions in a purchase-only log) separates
     # nobody; kept, it only adds noise to the distances and to the persona lines. Dropped, and said.
     values = features[list(columns)]
@@ -106,7 +106,7 @@ def prepare(
             X = np.hstack([X, T])
             text_cols = list(text.columns)
     if not X.shape[1]:  # review text alone can still separate users whose behaviour is all alike
-        raise MarketLabError(f"Every chosen feature is the same for all users ({', '.join(dropped)}): there is nothing to "
+        raise NoDataError(f"Every chosen feature is the same for all users ({', '.join(dropped)}): there is nothing to "
                              "separate them by. Choose other features, add review text, or import events with more detail.",
                              title="Nothing to segment by")
     return Prepared(X.astype(np.float32), list(columns), log_cols, center, scale, clip, text_cols, text_weight if text_cols else 0.0,
@@ -190,14 +190,14 @@ def _cluster(X: np.ndarray, k: int | str, *, k_range: Sequence[int], seed: int, 
     if k == "auto":
         candidates = [int(c) for c in k_range if 2 <= int(c) < n]
         if not candidates:
-            raise MarketLabError(f"{n} users are too few to choose among {list(k_range)} segments.", title="Too few users")
+            raise NoDataError(f"{n} users are too few to choose among {list(k_range)} segments.", title="Too few users")
     else:
         try:
             k = int(k)
         except (TypeError, ValueError):
-            raise MarketLabError(f"k must be 'auto' or a whole number, got {k!r}.", title="Invalid number of segments") from None
+            raise InvalidRequestError(f"k must be 'auto' or a whole number, got {k!r}.", title="Invalid number of segments") from None
         if not 2 <= k <= min(n - 1, 50):
-            raise MarketLabError(f"k must be between 2 and {min(n - 1, 50)} for {n} users, got {k}.", title="Invalid number of segments")
+            raise InvalidRequestError(f"k must be between 2 and {min(n - 1, 50)} for {n} users, got {k}.", title="Invalid number of segments")
         candidates = [k]
 
     pick = _sample(rng, n, select_sample)
@@ -276,7 +276,7 @@ def project_2d(
             used = "umap"
         except ImportError:
             if method == "umap":
-                raise MarketLabError("umap-learn is not installed; use PCA or install umap-learn.", title="UMAP is unavailable") from None
+                raise UnavailableError("umap-learn is not installed; use PCA or install umap-learn.", title="UMAP is unavailable") from None
     if used == "pca":
         xy = PCA(n_components=2, random_state=seed).fit_transform(Xs) if Xs.shape[1] >= 2 else np.column_stack([Xs[:, 0], np.zeros(len(Xs))])
     frame = pd.DataFrame({

@@ -121,11 +121,8 @@ def compute_features(
     session_gap_minutes: int = 30,
 ) -> UserFeatures:
     """Features for every user with at least one event (before ``as_of`` when given)."""
-    try:
-        with store.cursor() as cur:
-            return _compute(cur, as_of, events, top_categories, top_devices, session_gap_minutes)
-    except duckdb.Error as e:
-        raise QueryError(str(e), title="DuckDB could not compute user features") from e
+    with store.cursor("DuckDB could not compute user features") as cur:
+        return _compute(cur, as_of, events, top_categories, top_devices, session_gap_minutes)
 
 
 def _compute(cur, as_of, events: EventNames, top_categories: int, top_devices: int, gap_minutes: int) -> UserFeatures:

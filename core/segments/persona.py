@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from core.errors import MarketLabError
-from core.llm.types import by_prompt
+from core.llm.grouped import engine_generate_fn
 from core.segments.profiles import Difference, SegmentProfile
 from core.units import measure
 
@@ -33,15 +33,12 @@ Generate = Callable[..., list[list[str]]]
 
 
 def from_engine(engine: object) -> Generate:
-    """Adapt a core.llm ``Engine`` (``generate(...) -> list[GenerationResult]``) to ``Generate``.
-
-    Results are grouped by ``prompt_index`` and ordered by ``variant_index``, as the copy writer reads them;
-    any object with that ``generate`` will do.
-    """
+    """A core.llm ``Engine`` as ``Generate``: the answers' texts, per prompt, in variant order (``engine_generate_fn``)."""
+    grouped = engine_generate_fn(engine)
 
     def generate(prompts: list[list[dict]], n: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
-        results = engine.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-        return [[r.text for r in group] for group in by_prompt(results, len(prompts))]
+        return [[r.text for r in group] for group in grouped(prompts, n=n, max_new_tokens=max_new_tokens,
+                                                               temperature=temperature, seed=seed)]
 
     return generate
 

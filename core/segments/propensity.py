@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from core.errors import MarketLabError
+from core.errors import NoDataError
 from core.segments.features import EventNames, compute_features, feature_help
 from core.store import Store
 
@@ -147,11 +147,11 @@ def _score_propensity(store, horizon_days, events, columns, max_train, calibrati
     with store.cursor() as cur:
         first, end = cur.execute("SELECT min(ts), max(ts) FROM events").fetchall()[0]
     if end is None:
-        raise MarketLabError("The store has no events yet.", title="Nothing to score")
+        raise NoDataError("The store has no events yet.", title="Nothing to score")
     horizon = timedelta(days=horizon_days)
     t1, t2 = end - 2 * horizon, end - horizon
     if t1 <= first + horizon:
-        raise MarketLabError(
+        raise NoDataError(
             f"The log spans {(end - first).days} days; a {horizon_days}-day horizon needs more than {3 * horizon_days} "
             "(history, a training window and a test window). Choose a shorter horizon.",
             title="The event log is too short for this horizon",
@@ -167,7 +167,7 @@ def _score_propensity(store, horizon_days, events, columns, max_train, calibrati
     y_train = train_f.index.isin(list(_buyers(store, events, t1, t2, inclusive=False))).astype(int)
     y_test = test_f.index.isin(list(_buyers(store, events, t2, end, inclusive=True))).astype(int)
     if y_train.sum() < 5 or y_test.sum() < 5 or y_train.sum() == len(y_train):
-        raise MarketLabError(
+        raise NoDataError(
             f"Too few buyers to learn from: {int(y_train.sum())} in the training window, {int(y_test.sum())} in the test window. "
             "Try a longer horizon.", title="Not enough purchases")
 

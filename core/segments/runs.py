@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from core.errors import MarketLabError, QueryError
+from core.errors import GenerationError, InvalidRequestError, MarketLabError, NotFoundError, QueryError
 from core.segments.clustering import DEFAULT_K_RANGE, cluster, prepare, project_2d
 from core.segments.features import EventNames, UserFeatures, compute_features
 from core.segments.persona import Generate, Persona, write_personas
@@ -55,7 +55,7 @@ def resolve_features(spec: str | Sequence[str], uf: UserFeatures) -> list[str]:
     """Column names from a set name or a list; ``device:*1`` is the most common device's share."""
     if isinstance(spec, str):
         if spec not in FEATURE_SETS:
-            raise MarketLabError(f"Unknown feature set {spec!r}; choose one of {', '.join(FEATURE_SETS)} or list columns.",
+            raise InvalidRequestError(f"Unknown feature set {spec!r}; choose one of {', '.join(FEATURE_SETS)} or list columns.",
                                  title="Unknown feature set")
         spec = FEATURE_SETS[spec]
     cols: list[str] = []
@@ -70,10 +70,10 @@ def resolve_features(spec: str | Sequence[str], uf: UserFeatures) -> list[str]:
     cols = list(dict.fromkeys(cols))
     unknown = [c for c in cols if c not in uf.frame.columns]
     if unknown:
-        raise MarketLabError(f"Unknown feature(s): {', '.join(unknown)}. Available: {', '.join(uf.frame.columns)}.",
+        raise NotFoundError(f"Unknown feature(s): {', '.join(unknown)}. Available: {', '.join(uf.frame.columns)}.",
                              title="These features do not exist")
     if not cols:
-        raise MarketLabError("Choose at least one feature.", title="No features chosen")
+        raise InvalidRequestError("Choose at least one feature.", title="No features chosen")
     return cols
 
 
@@ -112,7 +112,7 @@ class SegmentRun:
         for s in self.segments:
             if s.segment_id == segment_id:
                 return s
-        raise MarketLabError(f"Run {self.run_id} has no segment {segment_id!r}.", title="Unknown segment")
+        raise NotFoundError(f"Run {self.run_id} has no segment {segment_id!r}.", title="Unknown segment")
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -214,7 +214,7 @@ def run_segmentation(
     if save:  # an unsaved run changes nothing, so a viewer may explore one (the page always saves)
         store.require_editor("saving a segmentation")
     if method not in METHODS:
-        raise MarketLabError(f"method must be one of {', '.join(METHODS)}, got {method!r}.", title="Unknown method")
+        raise InvalidRequestError(f"method must be one of {', '.join(METHODS)}, got {method!r}.", title="Unknown method")
     report = progress or (lambda fraction, message: None)
     began = time.perf_counter()
     timings: dict[str, float] = {}
@@ -372,7 +372,7 @@ def load_run(store: Store, run_id: str, *, with_labels: bool = False) -> Segment
             "SELECT run_id, created_at, method, k, features, quality, params FROM segment_runs WHERE run_id = ?", [run_id]
         ).fetchall()
         if not row:
-            raise MarketLabError(f"No saved segmentation run {run_id!r}.", title="Unknown segmentation run")
+            raise NotFoundError(f"No saved segmentation run {run_id!r}.", title="Unknown segmentation run")
         segs = cur.execute("SELECT segment_id, name, persona, profile FROM segments WHERE run_id = ?", [run_id]).fetchall()
     run_id, created, method, k, feats, quality, params = row[0]
     quality = json.loads(quality) if quality else {}
@@ -430,7 +430,7 @@ def rewrite_personas(
     report = progress or (lambda fraction, message: None)
     run = load_run(store, run_id)
     if run.base is None or not run.segments:
-        raise MarketLabError("This run was saved without its whole-base profile; run the segmentation again to write personas.",
+        raise InvalidRequestError("This run was saved without its whole-base profile; run the segmentation again to write personas.",
                              title="Personas cannot be rewritten for this run")
     options = dict(persona_options or {})
     attempts = max(int(options.get("attempts", 2)), 1)
@@ -447,7 +447,7 @@ def rewrite_personas(
             failures.append(e)
             if isinstance(e, MarketLabError):
                 raise
-            raise MarketLabError(str(e)) from e  # write_personas stops at a MarketLabError
+            raise GenerationError(str(e)) from e  # write_personas stops at a MarketLabError
 
     run_seed = run.params.get("seed", 0)
     personas = write_personas(
@@ -458,7 +458,7 @@ def rewrite_personas(
         e = failures[0]
         msg = e.msg if isinstance(e, MarketLabError) else f"{type(e).__name__}: {e}"
         title = e.title if isinstance(e, MarketLabError) else "The language model could not write the personas"
-        raise MarketLabError(f"{msg.rstrip('.')}. The personas were left as they were.", title=title) from e
+        raise GenerationError(f"{msg.rstrip('.')}. The personas were left as they were.", title=title) from e
     texts = []
     for seg, persona in zip(run.segments, personas):
         if run.method != "kmeans":  # RFM cells and saved lists keep their names (well-known, or the user's own)
@@ -495,7 +495,7 @@ def run_labels(store: Store, run_id: str) -> pd.Series:
     with store.cursor() as cur:
         frame = cur.execute("SELECT user_id, segment_id FROM user_segments WHERE run_id = ? ORDER BY user_id", [run_id]).df()
     if frame.empty:
-        raise MarketLabError(f"No saved segmentation run {run_id!r}, or it has no users.", title="Unknown segmentation run")
+        raise NotFoundError(f"No saved segmentation run {run_id!r}, or it has no users.", title="Unknown segmentation run")
     return pd.Series(frame["segment_id"].astype(str).to_numpy(), index=pd.Index(frame["user_id"].astype(str).to_numpy(), name="user_id"),
                      name="segment_id")
 
@@ -508,7 +508,7 @@ def segment_user_ids(store: Store, run_id: str, segment_id: str) -> list[str]:
     if not rows:
         known = {s.segment_id for s in load_run(store, run_id).segments}  # raises for an unknown run
         if segment_id not in known:
-            raise MarketLabError(f"Run {run_id} has no segment {segment_id!r}.", title="Unknown segment")
+            raise NotFoundError(f"Run {run_id} has no segment {segment_id!r}.", title="Unknown segment")
     return [r[0] for r in rows]
 
 

