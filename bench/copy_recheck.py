@@ -4,6 +4,10 @@ Gates are added after a person reads a run's output; this says how many of the a
 showed today's checks would refuse, without generating again (the product would now put another
 asset in their place). No model is loaded.
 
+The state does not say which assets the model wrote; those the product's data alone does not give
+(``asset_pool([])``) are taken as the model's and held to the model-only rules too (a headline of
+unfamiliar words, about nothing the product is, or pasted from the data and cut at the limit).
+
     .venv/bin/python bench/copy_recheck.py bench/out/i13-demo50.jsonl
     .venv/bin/python bench/copy_recheck.py bench/out/i13-amz30.jsonl --catalog ../shared/data/real/amazon_products_promptcloud_2020/amazon_products_sample_1000.csv
 """
@@ -21,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from core.copy.channels import get_channel  # noqa: E402
 from core.copy.facts import load_facts  # noqa: E402
-from core.copy.gates import asset_gates  # noqa: E402
+from core.copy.assemble import asset_pool  # noqa: E402
+from core.copy.gates import asset_gates, pastes_a_cut, unfamiliar_words, ungrounded  # noqa: E402
 from core.copy.scoring import Evidence, claims_in  # noqa: E402
 from core.copy.variant_store import brands  # noqa: E402
 
@@ -33,6 +38,7 @@ def main() -> None:
     parser.add_argument("state", type=Path)
     parser.add_argument("--catalog", type=Path)
     parser.add_argument("--label", default="", help="which path's chunks: '' for the product's, or the peer's label")
+    parser.add_argument("--show", action="store_true", help="print each refused asset")
     args = parser.parse_args()
     records = [json.loads(line) for line in args.state.read_text().splitlines() if line.strip()]
     records = [r for r in records if r.get("label", "") == args.label]
@@ -47,9 +53,18 @@ def main() -> None:
             spec = get_channel(record["channel"])
             for pid, product in record["products"].items():
                 evidence = Evidence(facts[pid], known)
+                from_data = {a.text for assets in asset_pool([], spec, facts[pid], evidence).values() for a in assets}
                 for fields in product.get("sets", []):
                     ads += 1
                     failing = {g.field: g.gate for g in asset_gates(fields, spec, facts[pid])}
+                    for key, text in fields.items():
+                        short = (spec.field(key).max_chars or 999) <= 40 if not key.startswith("path") else False
+                        if key.startswith("path") or key in failing or text in from_data:
+                            continue
+                        if short and (unfamiliar_words(text, facts[pid]) or pastes_a_cut(text, facts[pid])):
+                            failing[key] = "model: unfamiliar or pasted cut"
+                        elif ungrounded(text, facts[pid], short=short):
+                            failing[key] = "model: about nothing the product is"
                     for key, text in fields.items():
                         if key.startswith("path") or not str(text).strip():
                             continue
@@ -60,6 +75,8 @@ def main() -> None:
                             why = failing.get(key) or f"claim: {claims[0].kind}"
                             reasons[why] = reasons.get(why, 0) + 1
                     clean += not failing and not any(claims_in(str(t), evidence, k) for k, t in fields.items())
+                    if failing and args.show:
+                        print(f"  {facts[pid].title[:50]}: " + "; ".join(f"{k}={fields[k]!r} ({why})" for k, why in failing.items()))
         store.close()
     print(f"{where}; {ads} ads, {shown} assets shown")
     print(f"refused by today's checks: {refused} ({refused / max(shown, 1):.1%}); usable: {1 - refused / max(shown, 1):.1%}; "
