@@ -180,3 +180,15 @@ def test_shouted_words_are_calmed_and_short_names_kept() -> None:
     assert calm_capitals("AMERICAN GREETINGS Balloons") == "American Greetings Balloons"
     assert calm_capitals("NO SOLDERING required") == "No Soldering required"
     assert calm_capitals("LEGO USB-C Cable") == "LEGO USB-C Cable"
+
+
+def test_a_title_the_repair_cut_at_the_limit_is_refused_as_the_models_own_paste_would_be() -> None:
+    """The third Amazon run showed "LEGO The Powerpuff Girls Mojo": the answer's repair had filled a headline
+    from the title cut at 30 characters, and that came in as the product's data."""
+    lego = ProductFacts("A13", "LEGO The Powerpuff Girls Mojo Jojo Strikes 41288 Building Kit (228 Pieces)", None,
+                        "Building Sets", 29.5, "USD", "Build downtown Townsville with jewelry store and ice cream stand", {})
+    answer = ({"headline": "LEGO The Powerpuff Girls Mojo", "headline_2": "LEGO Building Kit"},
+              {"headline": "fallback", "headline_2": "fallback"})
+    pools = asset_pool([answer], RSA, lego, Evidence(lego, []))
+    usable = {a.text for a in pools["headline"] if a.usable}
+    assert "LEGO The Powerpuff Girls Mojo" not in usable and "LEGO Building Kit" in usable

@@ -134,10 +134,16 @@ def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], s
     for group in dict.fromkeys(f.group_name for f in spec.writes.fields):
         fspec = spec.group(group)[0]
         raw: list[tuple[str, str]] = []
+        # The answers' repair fills a field the model left unusable from the data, cutting the title at a
+        # word if nothing shorter fits ("LEGO The Powerpuff Girls Mojo"): such a cut is held to the rule
+        # for pasted cuts below, like the model's own, while this module's data texts cut only where a phrase ends.
+        repaired: set[str] = set()
         for fields, actions in answers:
             for key, text in fields.items():
                 if key == group or re.fullmatch(rf"{re.escape(group)}_\d+", key):
                     raw.append((text, DATA if actions.get(key) == "fallback" else MODEL))
+                    if actions.get(key) == "fallback":
+                        repaired.add(text)
         raw += [(text, DATA) for text in _data_texts(group, fspec, facts, points, len(spec.group(group)), evidence.brands)]
         seen: set[str] = set()
         assets = []
@@ -155,6 +161,8 @@ def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], s
                 short = (fspec.max_chars or 999) <= 40
                 if usable and origin == MODEL and ((short and (unfamiliar_words(text, facts) or pastes_a_cut(text, facts)))
                                                    or ungrounded(text, facts, short=short)):
+                    usable = False
+                if usable and short and text in repaired and pastes_a_cut(text, facts):
                     usable = False
                 assets.append(Asset(group, text, origin, carried, usable))
         pools[group] = _distinct(sorted(assets, key=lambda a: a.rank_key))
