@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from core.copy.channels import get_channel  # noqa: E402
 from core.copy.facts import load_facts  # noqa: E402
 from core.copy.assemble import asset_pool  # noqa: E402
-from core.copy.gates import asset_gates, pastes_a_cut, unfamiliar_words, ungrounded  # noqa: E402
+from core.copy.gates import asset_gates, model_asset_problem  # noqa: E402
 from core.copy.scoring import Evidence, claims_in  # noqa: E402
 from core.copy.variant_store import brands  # noqa: E402
 
@@ -61,10 +61,8 @@ def main() -> None:
                         short = (spec.field(key).max_chars or 999) <= 40 if not key.startswith("path") else False
                         if key.startswith("path") or key in failing or text in from_data:
                             continue
-                        if short and (unfamiliar_words(text, facts[pid]) or pastes_a_cut(text, facts[pid])):
-                            failing[key] = "model: unfamiliar or pasted cut"
-                        elif ungrounded(text, facts[pid], short=short):
-                            failing[key] = "model: about nothing the product is"
+                        if problem := model_asset_problem(text, facts[pid], short=short):
+                            failing[key] = f"model: {problem}"
                     for key, text in fields.items():
                         if key.startswith("path") or not str(text).strip():
                             continue

@@ -22,7 +22,7 @@ from core.copy.channels import ChannelSpec, FieldSpec
 from core.copy.data_headlines import (call_to_action, call_to_action_sentence, closing_sentences, kind_is_named, maker_name,
                                       offer_sentence, price_headline, second_call_to_action, title_phrases)
 from core.copy.facts import ProductFacts
-from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key, pastes_a_cut, unfamiliar_words, ungrounded
+from core.copy.gates import TITLE_BOUNDARY, asset_gates, asset_key, model_asset_problem, pastes_a_cut
 from core.copy.limits import field_problems, short_forms, trim_to_limit
 from core.copy.scoring import DEFAULT_BANNED, NEAR_DUPLICATE, Evidence, banned_hits, claims_in, similarity
 from core.copy.selling_points import SellingPoint, carries, selling_points
@@ -159,8 +159,7 @@ def asset_pool(answers: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], s
                 # strings real but unrelated words into names ("Disney Resin Acrylic Key Ring", "Polyester Beach
                 # Bunker") and sentences ("100 Guns Bite") that every other check lets through.
                 short = (fspec.max_chars or 999) <= 40
-                if usable and origin == MODEL and ((short and (unfamiliar_words(text, facts) or pastes_a_cut(text, facts)))
-                                                   or ungrounded(text, facts, short=short)):
+                if usable and origin == MODEL and model_asset_problem(text, facts, short=short):
                     usable = False
                 if usable and short and text in repaired and pastes_a_cut(text, facts):
                     usable = False

@@ -284,6 +284,18 @@ def pastes_a_cut(value: str, facts: ProductFacts) -> bool:
     return False
 
 
+def model_asset_problem(value: str, facts: ProductFacts, *, short: bool) -> str | None:
+    """Why an asset the model wrote on its own is not about this product, or None: the rules held to the
+    model's words beyond every gate (the assembler applies them; bench/copy_recheck.py re-checks with them)."""
+    if short and unfamiliar_words(value, facts):
+        return "unfamiliar words"
+    if short and pastes_a_cut(value, facts):
+        return "pasted cut"
+    if ungrounded(value, facts, short=short):
+        return "about nothing the product is"
+    return None
+
+
 def invented_words(value: str, facts: ProductFacts) -> list[str]:
     """Words of 4+ letters that are neither English nor in the product's data ("Glacón Blue", "BigFig Pedimento"),
     and model numbers the data does not have ("Larder Lane A26000 Steel", "Northline M3 Merino")."""
