@@ -47,7 +47,10 @@ def test_a_long_title_gives_its_head_noun_phrase_never_half_a_name_a_set_number_
     assert phrases("LEGO The Powerpuff Girls Mojo Jojo Strikes 41288 Building Kit (228 Pieces)") == ["Building Kit"]
     # What the product is for is left off before the tail is taken.
     assert phrases("Inflatable MegaMorph Fat Suit Costume For Adults And Children")[0] == "Fat Suit Costume"
-    assert phrases("Oopsy Daisy Growth Charts Robots and Rockets Navy by Finny and Zook") == ["Rockets Navy"]
+    # A tail after a joining word is half a name: "Robots and | Rockets Navy", "Lord of the | Rings LCG".
+    assert phrases("Oopsy Daisy Growth Charts Robots and Rockets Navy by Finny and Zook") == []
+    lcg = ProductFacts("A", "Lord of the Rings LCG: The Road Darkens", None, None, 23.96, "USD", "", {})
+    assert "Rings LCG" not in (price_headline(lcg, 30) or "") and title_phrases(lcg, 30)[0] == "Lord of the Rings LCG"
     # A break inside a name ("Created by Me!") is not where the noun phrase ends.
     assert phrases("Melissa & Doug Created by Me! Pink Wooden Flower Jewelry Box Craft Kit")[0] == "Box Craft Kit"
 

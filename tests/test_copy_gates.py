@@ -176,6 +176,7 @@ def test_what_the_model_wrote_about_nothing_the_product_is_counts_as_ungrounded(
     ("9 and 3/4 platform soft touch", "Harry Potter 9 & 3/4 Platform Soft Touch Magnet", "9 and 3/4 platform soft touch magnet."),
     ("Proline 1013214 High-end", "Proline 1013214 Hyrax 2G8 Rock Terrain Truck Tires (2)", ""),
     ("Great Eastern GE-7044 Ouran", "Great Eastern GE-7044 Ouran High School Host Club - 15\" Kuma-chan Bear Plush", ""),
+    ("Harry Potter 9", "Harry Potter 9 & 3/4 Platform Soft Touch Magnet", ""),  # "&" joins 9 and 3/4 here
 ])
 def test_a_model_headline_pasted_from_the_data_and_cut_at_the_limit_is_refused(headline: str, title: str, description: str) -> None:
     """Read in the third Amazon run: the model copies the title's or a bullet's first words up to 30 characters."""

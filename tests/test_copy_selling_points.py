@@ -16,7 +16,7 @@ from core.copy.channels import GOOGLE_RSA_ANSWER
 from core.copy.facts import ProductFacts, load_facts
 from core.copy.gates import asset_gates
 from core.copy.scoring import Evidence, claims_in
-from core.copy.selling_points import SellingPoint, _names_something, carries, points_carried, selling_points
+from core.copy.selling_points import SellingPoint, _clean_cut, _names_something, carries, points_carried, selling_points
 from core.sample_data import build_demo
 from core.store import Store
 
@@ -257,6 +257,18 @@ def test_each_clause_of_a_bullet_is_a_headline_calmed_and_a_count_is_read_up_to_
     assert {"No Soldering Required", "Ages 14 and up", "228 Pieces", "55 Cards and Illustrated Rules"} <= headlines
     for point in selling_points(ROBOT_KIT):
         _assert_publishable(point, ROBOT_KIT)
+
+
+def test_a_list_of_counted_things_is_a_headline_each_and_a_thing_is_named_before_what_it_is_of() -> None:
+    game = ProductFacts("A-G", "Lord of the Rings LCG: The Road Darkens", None, None, 23.96, "USD",
+                        "Features eight new boons and seven new burdens that give weight to your decisions | "
+                        "Award winning game of visual perception for the whole family | "
+                        "The second Lord of the Rings Saga Expansion for The Lord of the Rings: The Card Game", {})
+    headlines = {h for p in selling_points(game) for h in p.headlines}
+    assert {"Eight New Boons", "Seven New Burdens", "Award Winning Game"} <= headlines
+    # Before "of" a capital is part of a name and a counting word holds what follows: no "The Second Lord", no "Set".
+    assert "The Second Lord" not in headlines
+    assert _clean_cut("Comes with a set of 4 cups that stack neatly inside each other for travel.") != "Comes with a Set"
 
 
 def test_the_small_print_of_a_bullet_goes_and_its_point_stays() -> None:

@@ -116,7 +116,9 @@ def _tail(words: list[str], limit: int) -> list[str]:
     # Restaurant" of "Melissa & Doug …", "Wheels Blastin' Rig Vehicle" of "Hot Wheels …").
     for start in range(max(codes[-1] + 1 if codes else 0, len(words) - 3), len(words) - 1):  # "… Strikes 41288 Building Kit": after the set number
         tail = words[start:]
-        if (len(" ".join(tail)) <= limit and tail[0][:1].isalpha() and tail[0].lower() not in _JOINING
+        # Nor inside a name joined by a small word: "Lord of the | Rings LCG" is not a name.
+        inside = start > 0 and words[start - 1].lower() in _JOINING
+        if (len(" ".join(tail)) <= limit and tail[0][:1].isalpha() and tail[0].lower() not in _JOINING and not inside
                 and all(re.fullmatch(r"[A-Za-z][\w'’.&-]*|\d{1,4}", w) for w in tail)):  # not "59# Racing Series"
             return tail
     return words

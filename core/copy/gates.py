@@ -279,8 +279,12 @@ def pastes_a_cut(value: str, facts: ProductFacts) -> bool:
     sources = [facts.title or "", *re.split(r"\s*\|\s*|(?<=[.!?])\s+", facts.description or "")]
     for source in sources:
         full = [t.lower() for t in _title_tokens(source.replace("’", "'"))]
-        if 2 <= len(head) < len(full) and full[: len(head)] == head and full[len(head)] not in TITLE_BOUNDARY:
-            return True
+        if 2 <= len(head) < len(full) and full[: len(head)] == head:
+            after = full[len(head):]
+            # "Harry Potter 9 | & 3/4 Platform": "&" between two numbers joins them, it starts no new phrase.
+            joins_numbers = head[-1][:1].isdigit() and len(after) > 1 and after[1][:1].isdigit()
+            if after[0] not in TITLE_BOUNDARY or joins_numbers:
+                return True
     return False
 
 

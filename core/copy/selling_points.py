@@ -699,6 +699,14 @@ _SUBJECT_VERBS = _VERBS | frozenset("""contains contain encourage encourages sit
 # Words that say what a product comes with: the phrase after them is a headline ("… contains | two exterior side pockets").
 _HAS = re.compile(r"\b(?:features?|includes?|contains?|comes (?:complete )?with|boasts?|has|have)\s+(?:a |an |the )?", re.I)
 _DETERMINERS = frozenset("a an the this these that those our its your their his her my each every".split())
+_NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve fifteen twenty fifty hundred".split()
+_COUNTED = re.compile(r"(?:\d[\d,]*|" + "|".join(_NUMBER_WORDS) + r")\s+[A-Za-z]", re.I)  # "eight new boons", "55 cards"
+# Words before "of" that count, hold or frame what follows ("Set of 4", "Pair of Socks", "Blend of Style"): the
+# phrase is not whole without it. Any other noun before "of" is a thing ("Award Winning Game | of visual perception").
+_BEFORE_OF = frozenset("""pair pairs set sets pack packs box boxes bag bags piece pieces cup cups bottle bottles lot lots
+    dozen couple variety range assortment selection kind kinds type types sort sorts number amount plenty blend mix
+    combination choice collection series line part parts made full out instead because top front side back end
+    one all some most each hours days years inches feet sense world power use""".split())
 
 
 def _clean_cut(text: str) -> str | None:
@@ -713,7 +721,10 @@ def _clean_cut(text: str) -> str | None:
         if len(head) > HEADLINE_MAX:
             break
         nxt = words[i].lower()
-        if head[-1] in ",;:" or nxt in _HEADLINE_BREAKS or nxt in ("—", "–", "-"):
+        before = words[i - 1].strip(",;:")
+        # Not inside a name either: "The second Lord | of the Rings" (a capital before "of" is a name's).
+        names_a_thing = nxt == "of" and before.islower() and before not in _BEFORE_OF
+        if head[-1] in ",;:" or nxt in _HEADLINE_BREAKS or nxt in ("—", "–", "-") or names_a_thing:
             cut = tidy_end(head)
             last = cut.rsplit(" ", 1)[-1].lower() if cut else ""
             if (cut and len(cut.split()) >= 2 and len(cut) >= 12 and "," not in cut  # half a list is no headline
@@ -750,8 +761,14 @@ def _phrase_heads(text: str) -> list[str]:
         heads.append(_noun_phrase(words[:verb]))
     has = _HAS.search(text.rstrip("."))
     if has:
-        heads.append(_noun_phrase(text.rstrip(".")[has.end():].split()))
-    return [h for h in heads if h]
+        had = text.rstrip(".")[has.end():].split()
+        heads.append(_noun_phrase(had))
+        # A list of counted things is one headline each: "Features eight new boons and seven new burdens
+        # that…" -> "Eight New Boons", "Seven New Burdens" (whole, it is too long for one).
+        halves = re.split(r"\s+and\s+", " ".join(had), maxsplit=1)
+        if len(halves) == 2 and all(_COUNTED.match(h) for h in halves):
+            heads += [_noun_phrase(h.split()) for h in halves]
+    return list(dict.fromkeys(h for h in heads if h))
 
 
 _CLAUSE_BREAK = re.compile(r"\s[-–—]\s|;\s")
