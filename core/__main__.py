@@ -1,4 +1,4 @@
-"""The command line: ``python -m core {demo,ingest,funnel,segment,generate,user} ...``.
+"""The command line: ``python -m core {demo,ingest,funnel,segment,generate,tune,user} ...``.
 
 Every data subcommand takes ``--db PATH``; every subcommand takes ``--json``, exits 0 on success, and on failure prints
 one clear line to stderr (no traceback) and exits non-zero: 2 for a problem with the input
@@ -207,6 +207,56 @@ def cmd_generate(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace, store: Store) -> int:
+    import time
+
+    from core.copy.gold import read_gold
+    from core.copy.teaching import teaching_set
+    from core.llm.generator import base_model_dir
+    from core.llm.loading import resolve_model
+    from core.llm.tuning import TuneConfig, encode_pair, estimate_seconds, train_adapter
+
+    settings = load_settings()
+    config = TuneConfig(rank=args.rank, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+    config.check()
+    accepted = [(e.facts, e.channel, e.fields, e.tone) for path in args.accepted for e in read_gold(Path(path))]
+    lessons = teaching_set(None if args.no_store else store, gold=not args.no_gold, accepted=accepted)
+    for why in lessons.refused:
+        print(f"  left out: {why}", file=sys.stderr)
+    base_dir, _ = base_model_dir(settings.model, settings.model_cache)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    tokens = sum(len(encode_pair(tokenizer, p)[0]) for p in lessons.pairs)
+    device = args.device if args.device != "auto" else ("cuda" if _has_cuda() else "cpu")
+    estimate = estimate_seconds(tokens, config.epochs, device)
+    sources = ", ".join(f"{n} {s}" for s, n in sorted(lessons.by_source().items())) or "none"
+    plan = (f"{len(lessons.pairs)} examples ({sources}), {tokens:,} tokens an epoch, {config.epochs} epochs on {device}: "
+            f"about {estimate / 60:.0f} minutes")
+    if args.dry_run:
+        _emit({"examples": len(lessons.pairs), "by_source": lessons.by_source(), "left_out": lessons.refused,
+               "tokens_per_epoch": tokens, "estimate_seconds": round(estimate), "device": device}, args.json, plan + " (dry run: nothing trained).")
+        return 0
+    print(plan + ". Stop with Ctrl-C; running the same command again goes on from the last checkpoint.", file=sys.stderr)
+    started = time.perf_counter()
+
+    def step(done: int, total: int, loss: float) -> None:
+        if not args.json:
+            pace = (time.perf_counter() - started) / done
+            print(f"  step {done}/{total}  loss {loss:.3f}  about {pace * (total - done) / 60:.0f} min left", file=sys.stderr)
+
+    result = train_adapter(base_dir, lessons.pairs, Path(args.out), config, base_name=resolve_model(settings.model).name,
+                           device=device, on_step=step, extra_manifest={"command": "python -m core tune " + " ".join(args.argv)})
+    _emit(result.manifest, args.json, result.summary + f" Use it with MARKETLAB_ADAPTER={result.out_dir}.")
+    return 0
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _new_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -301,6 +351,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-save", action="store_true", help="print the variants without saving them as drafts")
     gen.set_defaults(func=cmd_generate)
 
+    tune = sub.add_parser("tune", parents=[common], help="teach the writer: train a LoRA adapter on the gold set and your approved copy")
+    tune.add_argument("--out", default="data/adapters/mine", help="the adapter's folder (default: data/adapters/mine)")
+    tune.add_argument("--epochs", type=int, default=3)
+    tune.add_argument("--rank", type=int, default=16, help="LoRA rank")
+    tune.add_argument("--batch-size", type=int, default=8)
+    tune.add_argument("--lr", type=float, default=2e-4, help="learning rate")
+    tune.add_argument("--seed", type=int, default=13)
+    tune.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    tune.add_argument("--no-gold", action="store_true", help="leave out the gold set the repository ships (data/copy_gold)")
+    tune.add_argument("--no-store", action="store_true", help="leave out the approved and edited variants in the store")
+    tune.add_argument("--accepted", action="append", default=[], metavar="JSONL",
+                      help="copy the pipeline wrote and every gate accepted, in the gold set's format; repeat for several files")
+    tune.add_argument("--dry-run", action="store_true", help="say what would be learned and how long it would take; train nothing")
+    tune.set_defaults(func=cmd_tune)
+
     user = sub.add_parser("user", help="add, remove or list the people who may sign in (local user list)")
     user.add_argument("action", choices=["add", "remove", "list"])
     user.add_argument("name", nargs="?", help="user name (add, remove)")
@@ -316,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     try:
         if not getattr(args, "needs_store", True):
             return args.func(args, None)

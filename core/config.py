@@ -27,6 +27,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MARKETLAB_DEVICE", "auto", "Where the model runs: auto (CUDA when available), cuda or cpu."),
     Setting("MARKETLAB_MODEL_CACHE", "~/.cache/marketlab/models", "Where the bundled GGUF is converted to safetensors once, so later loads take seconds."),
     Setting("MARKETLAB_LLM_URL", "", "An OpenAI-compatible server (vLLM, TGI) to generate with instead of the local model; empty: local."),
+    Setting("MARKETLAB_ADAPTER", "shipped", "The writer's LoRA adapter: shipped (data/adapters/copywriter, when there is one), "
+            "none (the base model with few-shot examples), or the folder of one `python -m core tune` trained."),
 )
 
 _DEVICES = ("auto", "cuda", "cpu")
@@ -40,6 +42,7 @@ class Settings:
     device: str
     model_cache: str
     llm_url: str
+    adapter: str = "shipped"
 
     @property
     def max_upload_bytes(self) -> int:
@@ -69,4 +72,5 @@ def load_settings() -> Settings:
         device=device,
         model_cache=_get("MARKETLAB_MODEL_CACHE"),
         llm_url=os.environ.get("MARKETLAB_LLM_URL", "").strip(),
+        adapter=_get("MARKETLAB_ADAPTER"),
     )

@@ -40,7 +40,7 @@ class Job:
     job_id: str
     title: str  # "Google RSA for 12 products"
     owner: str  # who started it: the sidebar tells them when it ends
-    total: int  # units of work (products)
+    total: int  # units of work (products, training steps)
     status: str = "queued"  # queued | running | done | stopped | failed
     done: float = 0.0  # units finished, fractional inside one
     message: str = ""
@@ -51,6 +51,7 @@ class Job:
     finished: float | None = None
     stop_requested: bool = False
     seen: bool = False  # its owner has been told it ended
+    unit: str = "product"  # what ``total`` counts, singular: "5 of 12 products", "20 of 60 steps"
 
     @property
     def active(self) -> bool:
@@ -108,9 +109,9 @@ class JobBoard:
         self._worker.start()
 
     # ---- what pages and tests call
-    def submit(self, title: str, owner: str, total: int, work: Work) -> Job:
+    def submit(self, title: str, owner: str, total: int, work: Work, unit: str = "product") -> Job:
         """Queue ``work``; it runs after the jobs started before it. Returns a snapshot of the job."""
-        job = Job(f"job-{next(self._ids)}", title, owner, max(int(total), 1))
+        job = Job(f"job-{next(self._ids)}", title, owner, max(int(total), 1), unit=unit)
         with self._lock:
             self._jobs[job.job_id] = job
             self._work[job.job_id] = work

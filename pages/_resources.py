@@ -62,15 +62,15 @@ def cached_figure(build: Callable[[], Any], key: str, inputs: tuple, reads: Iter
 
 
 @st.cache_resource(show_spinner="Loading the language model (once per server)…")
-def _engine_for(model: str, device: str, model_cache: str, llm_url: str):  # -> core.llm.Engine
+def _engine_for(model: str, device: str, model_cache: str, llm_url: str, adapter: str):  # -> core.llm.Engine
     from core.llm import load_engine
 
     return load_engine(load_settings())
 
 
-def _engine_key() -> tuple[str, str, str, str]:
+def _engine_key() -> tuple[str, str, str, str, str]:
     s = load_settings()
-    return (s.model, s.device, s.model_cache, s.llm_url)
+    return (s.model, s.device, s.model_cache, s.llm_url, s.adapter)
 
 
 def get_engine():  # -> core.llm.Engine

@@ -70,6 +70,7 @@ with st.expander("Settings (environment variables)"):
     current = load_settings()
     values = {"MARKETLAB_DB": str(current.db_path), "MARKETLAB_MAX_UPLOAD_MB": f"{current.max_upload_mb:g}",
               "MARKETLAB_MODEL": current.model, "MARKETLAB_DEVICE": current.device,
-              "MARKETLAB_MODEL_CACHE": current.model_cache, "MARKETLAB_LLM_URL": current.llm_url}
+              "MARKETLAB_MODEL_CACHE": current.model_cache, "MARKETLAB_LLM_URL": current.llm_url,
+              "MARKETLAB_ADAPTER": current.adapter}
     st.dataframe(pd.DataFrame([{"setting": s.name, "value": values[s.name], "default": s.default, "meaning": s.help} for s in SETTINGS]),
                  hide_index=True, width="stretch")

@@ -159,7 +159,8 @@ def regenerate_assets(store: Store, generate_fn: GenerateFn, variant_id: str, ke
     spec = get_channel(variant.channel)
     facts = load_facts(store, [variant.product_id])[variant.product_id]
     evidence = Evidence(facts, brands(store))
-    messages = build_messages(facts, spec, get_tone(variant.tone), str(variant.params.get("persona", "")))
+    messages = build_messages(facts, spec, get_tone(variant.tone), str(variant.params.get("persona", "")),
+                              few_shot=not getattr(generate_fn, "tuned", False))
     done = len(variant.params.get("regenerated", []))
     seed = int(variant.params.get("seed", 0)) + 7_919 * (done + 1) if seed is None else seed
     temperature = float(variant.params.get("temperature", 0.8)) if temperature is None else temperature

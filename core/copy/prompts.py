@@ -250,11 +250,22 @@ def example_messages(spec: ChannelSpec) -> list[Message]:
     return turns
 
 
-def build_messages(facts: ProductFacts, channel: str | ChannelSpec, tone: Tone, persona: str = "") -> list[Message]:
-    """System instructions, few-shot turns, then this product's request: one chat for the model."""
+def build_messages(facts: ProductFacts, channel: str | ChannelSpec, tone: Tone, persona: str = "", *,
+                   few_shot: bool = True) -> list[Message]:
+    """System instructions, few-shot turns, then this product's request: one chat for the model.
+
+    ``few_shot=False`` leaves the example turns out: the prompt of a writer tuned on such prompts
+    (``core.copy.teaching``), which learned the format and needs no examples (a third of the tokens).
+    """
     spec = (get_channel(channel) if isinstance(channel, str) else channel).writes
     return [
         {"role": "system", "content": system_message(spec)},
-        *example_messages(spec),
+        *(example_messages(spec) if few_shot else []),
         {"role": "user", "content": request_message(facts, spec, tone, persona)},
     ]
+
+
+def answer_text(fields: dict[str, str], spec: ChannelSpec) -> str:
+    """``fields`` as the model answers: one labelled line per field the channel's answer has ("Headline 1: …")."""
+    writes = spec.writes
+    return "\n".join(f"{f.label}: {fields[f.key]}" for f in writes.fields if str(fields.get(f.key) or "").strip())

@@ -275,8 +275,9 @@ def generate_variants(
     model = _model_name(generate_fn, model_name)
     facts = load_facts(store, request.product_ids)
     known_brands = brands(store)
+    tuned = bool(getattr(generate_fn, "tuned", False))  # a tuned writer reads no few-shot examples (core.copy.teaching)
     jobs = [
-        _Job(f, tone, build_messages(f, spec, get_tone(tone), request.persona), Evidence(f, known_brands))
+        _Job(f, tone, build_messages(f, spec, get_tone(tone), request.persona, few_shot=not tuned), Evidence(f, known_brands))
         for f in facts.values() for tone in request.tones
     ]
     per_prompt = request.n * request.oversample

@@ -58,7 +58,10 @@ def load_engine(settings: Any) -> Engine:
     url = (getattr(settings, "llm_url", "") or "").strip()
     if url:
         return OpenAIEngine(url, model=settings.model)
-    return load_generator(settings.model, device=settings.device, cache_dir=getattr(settings, "model_cache", None))
+    from core.llm.loading import resolve_adapter
+
+    adapter = resolve_adapter(getattr(settings, "adapter", "shipped"), settings.model)
+    return load_generator(settings.model, device=settings.device, cache_dir=getattr(settings, "model_cache", None), adapter=adapter)
 
 
 def __getattr__(name: str) -> Any:

@@ -51,6 +51,7 @@ class Generator(BatchedGeneration):
         self.notices: list[str] = []  # things the user should know (OOM fallbacks); shown by the page
         self.load_seconds: float | None = None
         self.converted = False  # True when this load de-quantized the GGUF (the slow first start)
+        self.adapter: str | None = None  # the LoRA adapter merged in (load_generator): a tuned writer needs no examples
         self._parameters = sum(p.numel() for p in model.parameters())
         self._lock = threading.Lock()
 
@@ -69,6 +70,10 @@ class Generator(BatchedGeneration):
         self._max_positions = getattr(model.config, "max_position_embeddings", None)
 
     # -- what the sidebar shows ------------------------------------------------------------
+
+    @property
+    def tuned(self) -> bool:
+        return bool(self.adapter)
 
     def describe(self) -> ModelInfo:
         return ModelInfo(
@@ -305,11 +310,48 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
-def load_generator(model: str = DEFAULT_MODEL, *, device: str = "auto", cache_dir: str | Path | None = None) -> Generator:
+def base_model_dir(model: str = DEFAULT_MODEL, cache_dir: str | Path | None = None) -> tuple[Path, bool]:
+    """(the local Hugging Face directory of ``model``, whether this call converted it): the bundled GGUF
+    converted once into ``cache_dir``; a directory as it is. What training starts from."""
+    source = resolve_model(model)
+    if source.kind == "hub":
+        raise ModelLoadError(f"{source.location} is a hub id: training needs the model in a local folder.")
+    if source.kind != "gguf":
+        return Path(source.location), False
+    directory = converted_dir(Path(source.location), cache_dir)
+    if is_converted(directory):
+        return directory, False
+    return convert_gguf(Path(source.location), directory), True
+
+
+def _with_adapter(model: Any, adapter: Path, base_name: str) -> Any:
+    """``model`` with the LoRA adapter in ``adapter`` merged into its weights: as fast as the base model."""
+    from core.llm.tuning import read_manifest
+
+    trained_on = read_manifest(adapter).get("base_model")
+    if trained_on and trained_on != base_name:
+        raise ModelLoadError(f"The adapter in {adapter} was trained on {trained_on}, not on {base_name}. "
+                             "Set MARKETLAB_ADAPTER=none, or train one for this model with `python -m core tune`.")
+    try:
+        from peft import PeftModel
+    except ImportError as e:
+        raise ModelLoadError("Loading the writer's adapter needs peft: install peft==0.22.0 (`make install` does), "
+                             "or set MARKETLAB_ADAPTER=none.") from e
+    try:
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+    except Exception as e:
+        raise ModelLoadError(f"The adapter in {adapter} does not load: {_first_line(e)}. Set MARKETLAB_ADAPTER=none, "
+                             "or train it again with `python -m core tune`.") from e
+
+
+def load_generator(model: str = DEFAULT_MODEL, *, device: str = "auto", cache_dir: str | Path | None = None,
+                   adapter: str | Path | None = None) -> Generator:
     """Resolve ``model`` (MARKETLAB_MODEL), pick the device (MARKETLAB_DEVICE) and load.
 
     The bundled GGUF (or any .gguf path) is converted once into ``cache_dir``
     (MARKETLAB_MODEL_CACHE) and loaded from there; a damaged conversion is redone once.
+    ``adapter``: a LoRA adapter folder (``resolve_adapter`` of MARKETLAB_ADAPTER), merged into the
+    weights; the generator is then ``tuned`` and its prompts leave the few-shot examples out.
     Raises ModelLoadError with what to fix.
     """
     started = time.perf_counter()
@@ -334,8 +376,18 @@ def load_generator(model: str = DEFAULT_MODEL, *, device: str = "auto", cache_di
             loaded, tokenizer = load_pretrained(str(directory), torch_device, dtype)
     else:
         loaded, tokenizer = load_pretrained(source.location, torch_device, dtype)
-    generator = Generator(loaded, tokenizer, name=source.name, source=source.label)
+    name = source.name
+    if adapter:
+        loaded = _with_adapter(loaded, Path(adapter), source.name)
+        name = f"{source.name} + {Path(adapter).name}"
+    generator = Generator(loaded, tokenizer, name=name, source=source.label)
+    generator.adapter = str(adapter) if adapter else None
     generator.load_seconds = time.perf_counter() - started
     generator.converted = converted
-    log.info("Loaded %s on %s in %.1f s%s", source.name, torch_device, generator.load_seconds, " (converted)" if converted else "")
+    log.info("Loaded %s on %s in %.1f s%s", name, torch_device, generator.load_seconds, " (converted)" if converted else "")
     return generator
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0].rstrip(".")

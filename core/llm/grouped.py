@@ -31,8 +31,8 @@ def accepts(fn: Callable[..., Any], name: str) -> bool:
 def engine_generate_fn(engine: Any) -> GroupedGenerate:
     """``engine`` (``generate(prompts, n=…) -> [GenerationResult]``, flat) as ``generate(prompts, n, …) -> [[result]]``.
 
-    The callable carries ``model_name`` (for the audit trail) and ``notices()`` (what the engine wants the
-    user to know, such as an out-of-memory fallback to the CPU, for the progress message).
+    The callable carries ``model_name`` (for the audit trail), ``notices()`` (what the engine wants the
+    user to know, such as an out-of-memory fallback to the CPU, for the progress message) and ``tuned``.
     """
     # Engines written before per-token progress existed keep working without it.
     reports_steps = accepts(engine.generate, "on_step")
@@ -49,4 +49,6 @@ def engine_generate_fn(engine: Any) -> GroupedGenerate:
     except Exception:  # a model name is for the audit trail; its absence must not stop generation
         generate.model_name = type(engine).__name__  # type: ignore[attr-defined]
     generate.notices = lambda: list(getattr(engine, "notices", None) or ())  # type: ignore[attr-defined]
+    # A tuned writer learned the answer format and reads its prompt without few-shot examples (core.copy.teaching).
+    generate.tuned = bool(getattr(engine, "tuned", False))  # type: ignore[attr-defined]
     return generate

@@ -95,6 +95,29 @@ def resolve_model(model: str) -> ModelSource:
     )
 
 
+SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "data" / "adapters" / "copywriter"
+
+
+def resolve_adapter(setting: str, model: str = DEFAULT_MODEL) -> Path | None:
+    """The adapter folder MARKETLAB_ADAPTER names, or None for the base model with few-shot examples.
+
+    "shipped" (the default) is the repository's adapter when there is one and the model is the one it was
+    trained on; "none" is none; anything else is a folder ``python -m core tune`` wrote, or an error here.
+    """
+    value = (setting or "shipped").strip()
+    if value.lower() == "none":
+        return None
+    if value.lower() == "shipped":
+        shipped = SHIPPED_ADAPTER
+        usable = (shipped / "adapter_config.json").is_file() and ((model or DEFAULT_MODEL).strip() or DEFAULT_MODEL) == DEFAULT_MODEL
+        return shipped if usable else None
+    path = Path(value).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(f"MARKETLAB_ADAPTER is {value}, which is not an adapter folder (no adapter_config.json). "
+                             "Set it to the folder `python -m core tune` wrote, to shipped, or to none.")
+    return path.resolve()
+
+
 def pick_device(setting: str = "auto") -> tuple[Any, Any]:
     """(torch.device, dtype): CUDA in bfloat16 when there is one and the setting allows, else CPU float32."""
     import torch
