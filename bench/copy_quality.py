@@ -68,7 +68,8 @@ from core.copy.facts import iter_values, load_facts  # noqa: E402
 from core.copy.gates import asset_gates, set_gates  # noqa: E402
 from core.copy.limits import check_fields  # noqa: E402
 from core.copy.variants import GenerationRequest, engine_generate_fn, generate_variants  # noqa: E402
-from core.llm import load_engine  # noqa: E402
+from core.copy.gold import load_gold  # noqa: E402
+from core.llm import load_engine, load_generator  # noqa: E402
 from core.store import Store  # noqa: E402
 
 from catalog_store import catalog_store  # noqa: E402  (bench/, beside this file)
@@ -203,6 +204,26 @@ def one_answer_format(channel: str):  # noqa: ANN201 - a context manager
     return swapped()
 
 
+def print_blind_pairs(base: dict, tuned: dict, count: int, seed: int) -> None:
+    """``count`` products' first set from each writer as A and B, in a seeded random order; which is which at the end."""
+    import random
+
+    rng = random.Random(seed)
+    products = {name: {pid: p for c in row["chunks"] for pid, p in c["products"].items()} for name, row in
+                (("base", base), ("tuned", tuned))}
+    pids = sorted(pid for pid in products["base"] if products["base"][pid].get("sets") and products["tuned"].get(pid, {}).get("sets"))
+    key = []
+    for i, pid in enumerate(rng.sample(pids, min(count, len(pids))), start=1):
+        order = ["base", "tuned"] if rng.random() < 0.5 else ["tuned", "base"]
+        key.append(f"{i}: A={order[0]}, B={order[1]}")
+        print(f"\n### blind {i}. {products['base'][pid].get('title', '')[:80]}")
+        for letter, writer in zip("AB", order):
+            print(f"  {letter}:")
+            for k, value in products[writer][pid]["sets"][0].items():
+                print(f"    {k:14} {value}")
+    print("\nkey: " + "; ".join(key))
+
+
 def print_sample(rows: list[dict], count: int, seed: int) -> None:
     """``count`` products' sets, chosen at random (seeded), from every row, for a person to read."""
     import random
@@ -233,11 +254,22 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, help="a real catalog export to import and write for, instead of the demo store")
     parser.add_argument("--peer", action="store_true", help="also run the one-answer path of before issue 13 (pooled channels)")
     parser.add_argument("--sample", type=int, default=0, help="print this many products' sets (seeded) for a person to read")
+    parser.add_argument("--adapter", type=Path, help="write with this LoRA adapter (the tuned writer) instead of MARKETLAB_ADAPTER; "
+                                                     "the base model with few-shot examples is its peer in the same run")
+    parser.add_argument("--unseen", action="store_true", help="only products the gold set (what the writer is tuned on) does not hold")
+    parser.add_argument("--blind", type=int, default=0, help="with --adapter: print this many products' base and tuned sets "
+                                                            "as A and B in a seeded random order, the key at the end")
     args = parser.parse_args()
 
     settings = load_settings()
     t0 = time.perf_counter()
-    engine = load_engine(settings)
+    if args.adapter:
+        from dataclasses import replace as _replace
+
+        engine = load_generator(settings.model, device=settings.device, cache_dir=settings.model_cache, adapter=args.adapter)
+        base_engine = load_engine(_replace(settings, adapter="none"))
+    else:
+        engine, base_engine = load_engine(settings), None
     load_s = time.perf_counter() - t0
     generate_fn = engine_generate_fn(engine)
     info = engine.describe()
@@ -246,14 +278,19 @@ def main() -> None:
         store, source = catalog_store(tmp, args.catalog, scale=args.scale)
         with store.cursor() as cur:
             # Spread over the catalog (every category), reproducibly: not just the first 50 ids.
-            ids = [r[0] for r in cur.execute(
-                "SELECT product_id FROM products ORDER BY hash(product_id || 'quality') LIMIT ?", [args.products]).fetchall()]
+            ordered = cur.execute("SELECT product_id, title FROM products ORDER BY hash(product_id || 'quality')").fetchall()
+        taught = {_norm(e.facts.title) for e in load_gold()} if args.unseen else set()
+        ids = [pid for pid, title in ordered if _norm(title or "") not in taught][: args.products]
         rows = []
         for channel in [c.strip() for c in args.channels.split(",") if c.strip()]:
+            if base_engine is not None:
+                rows.append(run_channel(store, engine_generate_fn(base_engine), ids, channel, args.n, args.seed, args.state,
+                                        " (base, few-shot)"))
+                print(f"{channel} (base): {rows[-1]['variants']} variants in {rows[-1]['seconds']:.0f} s", file=sys.stderr)
             if args.peer and get_channel(channel).pooled:
                 with one_answer_format(channel):
                     rows.append(run_channel(store, generate_fn, ids, channel, args.n, args.seed, args.state, " (before: one answer)"))
-            row = run_channel(store, generate_fn, ids, channel, args.n, args.seed, args.state)
+            row = run_channel(store, generate_fn, ids, channel, args.n, args.seed, args.state, " (tuned)" if args.adapter else "")
             rows.append(row)
             print(f"{channel}: {row['variants']} variants in {row['seconds']:.0f} s", file=sys.stderr)
             if args.show:
@@ -279,6 +316,11 @@ def main() -> None:
             print(f"\nfalse flags in {r['channel']}: {sorted(set(r['false_flags']))[:20]}")
     if args.sample:
         print_sample(rows, args.sample, args.seed)
+    if args.blind and base_engine is not None:
+        for channel in [c.strip() for c in args.channels.split(",") if c.strip()]:
+            pair = [r for r in rows if r["channel"] in (f"{channel} (base, few-shot)", f"{channel} (tuned)")]
+            if len(pair) == 2:
+                print_blind_pairs(pair[0], pair[1], args.blind, args.seed)
 
 
 if __name__ == "__main__":

@@ -205,3 +205,43 @@ def test_no_headline_the_team_wrote_counts_as_a_pasted_cut_or_as_about_nothing()
     refused = [(e.where, v) for e in load_gold() for k, v in e.fields.items()
                if k.startswith("headline") and (pastes_a_cut(v, e.facts) or ungrounded(v, e.facts, short=True))]
     assert refused == []
+
+
+@pytest.mark.parametrize(("headline", "why"), [
+    ("The Black Heart is a part", "ends hanging"),
+    ("9.6ounces Product includes", "ends hanging"),
+    ("Studio Series Deluxe Product", "ends hanging"),
+    ("20 feet of twist rack + 55", "ends hanging"),
+    ("Is it a fun activity", "a question's start"),
+    ("The most fabulous, colorful", "half a list"),
+    ("60 x 30 x 31 inches 42 pounds", "a spec dump"),
+    ("11.2 ounces", "a bare measure"),
+    ("12 by 42-inch", "a bare measure"),
+])
+def test_a_model_headline_that_is_a_piece_of_something_is_refused(headline: str, why: str) -> None:
+    """Read in the fourth Amazon run: each passed every other check."""
+    from core.copy.gates import fragment
+
+    assert fragment(headline) == why
+
+
+@pytest.mark.parametrize("headline", ["Ages 3+", "Bright Latex Balloons, Pack of 15", "Arcline Metro Power Bank, $28",
+                                      "2 to 8 Players", "Chess, Ludo, Backgammon & More", "402 Pieces, 2 Motorized Models"])
+def test_a_whole_headline_is_no_fragment(headline: str) -> None:
+    from core.copy.gates import fragment
+
+    assert fragment(headline) is None
+
+
+def test_a_model_headline_stopped_inside_a_title_phrase_or_naming_with_an_invented_word_is_refused() -> None:
+    from core.copy.gates import model_asset_problem
+
+    def problem(headline: str, title: str) -> str | None:
+        return model_asset_problem(headline, ProductFacts("A-Z", title, None, None, 9.99, "USD", "", {}), short=True)
+
+    assert problem("Love the Superstar Ball Sports", "Plates | Superstar Ball Sports Collection | Birthday") == "pasted cut"
+    assert problem("3 Way, Virginia Tech", "NCAA Fidget Spinnerz - 3 Way, Virginia Tech Hokies, One Size") == "pasted cut"
+    assert problem("Disney Acres Acrylic Key Ring", "Disney Rapunzel Acrylic Key Ring, Multicolor") == "invented name"
+    # The title's name short of only its phrase's last word still names the product.
+    assert problem("Yellies Frizz Voice-Activated Spider", "Yellies! Frizz; Voice-Activated Spider Pet; Ages 5 & Up") is None
+    assert problem("Disney Acrylic Key Ring", "Disney Rapunzel Acrylic Key Ring, Multicolor") is None

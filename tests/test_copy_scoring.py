@@ -310,3 +310,14 @@ def test_the_price_said_without_its_currency_is_not_a_count() -> None:
     assert claims_in("Yours for $30", shirt) == [] and claims_in("T-Shirt, 30 USD", shirt) == []
     # Words that say "price" before it, however long, count as its currency.
     assert claims_in("Now only 30", shirt) == [] and claims_in("Sale price 30", shirt) == []
+
+
+def test_a_hyphen_joins_a_unit_and_an_inch_mark_backs_inches() -> None:
+    """'2-Inch Deluxe' passed as '2 of something' beside the data's '2 iconic modes' and '4.5-inch' figures."""
+    figure = ProductFacts("A-F", "Studio Series Deluxe Arcee", None, None, 19.99, "USD",
+                          "Deluxe class figures are 4.5-inch collectible action figures | 2 iconic modes", {})
+    evidence = Evidence(figure, [])
+    assert [c.kind for c in claims_in("2-Inch Deluxe", evidence, "headline")] == ["number"]
+    assert not claims_in("4.5-Inch Figure", evidence, "headline")
+    balloon = ProductFacts("A-B", '34" Foil Gold Number 1 Balloon', None, None, 3.98, "USD", "", {})
+    assert not claims_in("34-Inch Gold Number 1 Balloon", Evidence(balloon, []), "headline")

@@ -24,6 +24,7 @@ from typing import Any
 from core.copy.channels import ChannelSpec
 from core.copy.data_headlines import kind_is_named
 from core.copy.facts import ProductFacts, attribute_key, iter_values
+from core.copy.limits import DANGLING
 
 __all__ = ["GateFailure", "asset_gates", "asset_key", "set_gates", "unfamiliar_words", "ungrounded"]
 
@@ -288,13 +289,95 @@ def pastes_a_cut(value: str, facts: ProductFacts) -> bool:
     return False
 
 
+def ends_inside_a_phrase(value: str, facts: ProductFacts) -> bool:
+    """Whether a headline ends on two words of the product's title where the title's phrase goes on: "Love the
+    Superstar Ball Sports | Collection", "3 Way, Virginia Tech | Hokies", "The 150mm Rashid Street | Fighter V".
+    The model stops at the limit wherever it is. Not a measure ("Holds 750 ml | Insulated …") nor a phrase that
+    ends on a participle ("Fair Trade Certified | Coffee"), both whole where they stop."""
+    punctuation = ",|()/:;-–—"
+    head = [t.lower() for t in _title_tokens(value.replace("’", "'")) if t not in punctuation]
+    if len(head) < 3 or _NUMBER_TOKEN.fullmatch(head[-1]) or head[-1] in _MEASURE_WORDS or head[-1].endswith("ed"):
+        return False
+    tail = head[-3:]  # three words: two are often a whole name ("Compressed Air")
+    raw = [t.lower() for t in _title_tokens((facts.title or "").replace("’", "'"))]
+    at = [i for i, t in enumerate(raw) if t not in punctuation]  # the title's words, across its commas
+    for j in range(len(at) - 2):
+        if [raw[k] for k in at[j:j + 3]] == tail and at[j + 2] + 1 < len(raw):
+            following = raw[at[j + 2] + 1]  # a comma or dash right after ends the phrase
+            if not following[:1].isalpha() or following in TITLE_BOUNDARY or following in _STOP:
+                continue
+            # The title's name from its first word, short of only the phrase's last word, still names the product:
+            # "Yellies Frizz Voice-Activated Spider" of "Yellies! Frizz; Voice-Activated Spider Pet; Ages 5 & Up".
+            last_of_phrase = at[j + 2] + 2 >= len(raw) or not raw[at[j + 2] + 2][:1].isalnum()
+            if head[0] == raw[at[0]] and last_of_phrase:
+                continue
+            return True
+    return False
+
+
+# A headline's last word that leaves it hanging or says nothing ("The Black Heart is a part", "9.6ounces Product
+# includes", "Studio Series Deluxe Product"), its first word a question's ("Is it a fun activity").
+_HANGING_END = frozenset("""a an the and or but nor of to for with from by in on at as into than via per is are was were has
+    have its their your our this that these those which who part parts product products item items includes include
+    features feature""".split())
+_QUESTION_START = frozenset("is are does do can will why how what which who".split())
+_NUMBER_TOKEN = re.compile(r"\d+(?:[.,]\d+)?")
+_MEASURE_WORDS = frozenset("""x by mm cm m in inch inches ft feet oz ounce ounces lb lbs pound pounds g kg ml l
+    w v mah high wide long tall deep thick""".split())
+
+
+def fragment(value: str) -> str | None:
+    """Why a short asset the model wrote reads as a piece of something, not a headline, or None."""
+    words = [w.strip(".,!?;:") for w in value.split()]
+    words = [w for w in words if w]
+    if not words:
+        return None
+    last, first = words[-1].lower(), words[0].lower()
+    joined_number = len(words) > 1 and _NUMBER_TOKEN.fullmatch(last) and words[-2] in ("+", "&", "and")  # not "Pack of 15"
+    if last in _HANGING_END or re.search(r"(?<![\d\s])\s*[,+&]\s*$|\s[,+&]\s*$", value) or joined_number:
+        return "ends hanging"  # not "Ages 3+"
+    if first in _QUESTION_START and len(words) > 2:
+        return "a question's start"
+    segments = [seg.strip() for seg in value.split(",")]
+    if len(segments) > 1 and len(segments[-1].split()) == 1 and not re.search(r"\d", segments[-1]):
+        return "half a list"  # "The most fabulous, colorful", "Bigger, better."; not "Power Bank, $28"
+    numbers = re.findall(r"(?<![\w.-])\d+(?:[.,]\d+)?(?![\w-])", value)  # standalone: not inside "BS903-089" or "7-14"
+    if len(numbers) > 2:
+        return "a spec dump"  # "60 x 30 x 31 inches 42 pounds"
+    rest = [w.lower() for w in re.findall(r"[A-Za-z]+", _NUMBER_TOKEN.sub(" ", value))]
+    if numbers and all(w in _MEASURE_WORDS for w in rest):
+        return "a bare measure"  # "11.2 ounces", "12 by 42-inch": a measure of what?
+    return None
+
+
+def _inserted_word(value: str, facts: ProductFacts) -> str | None:
+    """A capitalized word the data lacks set between two words of the product's title: an invented name
+    ("Disney Acres Acrylic Key Ring")."""
+    data, title = _data_words(facts), {w.lower() for w in _WORD.findall(facts.title or "")}
+    words = _WORD.findall(value)
+    for i in range(1, len(words) - 1):
+        word = words[i]
+        low = word.lower()
+        forms = _word_forms(word) | {low, low.removesuffix("'s").removesuffix("’s")}
+        if not word[:1].isupper() or low in _STOP or any(f in data or f in _AD_WORDS for f in forms):
+            continue
+        around = [words[i - 1].lower(), words[i + 1].lower()]
+        if all(w.isalpha() and len(w) > 1 and w not in _STOP and w in title for w in around):
+            return word
+    return None
+
+
 def model_asset_problem(value: str, facts: ProductFacts, *, short: bool) -> str | None:
     """Why an asset the model wrote on its own is not about this product, or None: the rules held to the
     model's words beyond every gate (the assembler applies them; bench/copy_recheck.py re-checks with them)."""
     if short and unfamiliar_words(value, facts):
         return "unfamiliar words"
-    if short and pastes_a_cut(value, facts):
+    if short and (pastes_a_cut(value, facts) or ends_inside_a_phrase(value, facts)):
         return "pasted cut"
+    if short and (why := fragment(value)):
+        return why
+    if short and _inserted_word(value, facts):
+        return "invented name"
     if ungrounded(value, facts, short=short):
         return "about nothing the product is"
     return None

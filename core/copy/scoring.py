@@ -172,11 +172,13 @@ FAMOUS_BRANDS: tuple[str, ...] = (
 # Read in the 7 characters before a number: room for "price " and "only ".
 _PRICE_SIGN = re.compile(r"[$€£¥₹]\s?$|\b(?:USD|EUR|GBP|price|for|at|only|just)\s?$", re.IGNORECASE)
 _PRICE_AFTER = re.compile(r"\s?(?:USD|EUR|GBP|dollars?|euros?|pounds?)\b", re.IGNORECASE)
+_INCH_MARK = re.compile(r"(?<=\d)\s?(?:\"|″|”|'')")
 _NUMBER = re.compile(
     r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
     # Units in any case: headlines are Title Case ("380 Litres") and Amazon bullets shout ("750 ML").
     # Not "in": "#958 in Longboards" and "3 in 1" are prepositions far more often than inches.
-    r"(?:\s?(?i:(%|°\s?[CF]\b|mAh\b|ml\b|litres?\b|liters?\b|L\b|kg\b|g\b|oz\b|lbs?\b|mm\b|cm\b|m\b|inch(?:es)?\b"
+    # A hyphen joins a unit as a space does: "2-Inch Deluxe" says 2 inches, not 2 of something.
+    r"(?:[\s-]?(?i:(%|°\s?[CF]\b|mAh\b|ml\b|litres?\b|liters?\b|L\b|kg\b|g\b|oz\b|lbs?\b|mm\b|cm\b|m\b|inch(?:es)?\b"
     r"|W\b|Wh\b|V\b|h\b|hrs?\b|hours?\b|lumens?\b|gsm\b|-?(?:person|piece|pack|pcs?)\b)))?",
 )
 # Units as written -> one name per unit, so "20 litres" and capacity_l: 20 agree.
@@ -278,8 +280,10 @@ class Evidence:
         # ("6 g") needs that number with that unit (from the text, or a key like weight_g), or
         # an attribute whose name declares no unit (capacity: 750 backs "750 ml").
         self.numbers = numbers_in(self.original)
+        # An inch mark is the unit a listing writes most ('34" Foil Balloon'), and backs "34-Inch".
+        with_inches = _INCH_MARK.sub(" inch", self.original)
         self.unit_numbers: set[tuple[str, str]] = {
-            (norm_number(m.group(1), m.group(2)), fam) for m in _NUMBER.finditer(self.original)
+            (norm_number(m.group(1), m.group(2)), fam) for m in _NUMBER.finditer(with_inches)
             if (fam := unit_family(m.group(3))) is not None
         }
         self.free_numbers: set[str] = set()
