@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from pathlib import Path
 
 import streamlit as st
 
@@ -310,6 +309,52 @@ def _review_buttons(v: Variant, edited: dict[str, str], editor: bool) -> None:
         st.rerun()
 
 
+# ---------------------------------------------------------------- teach the writer
+with st.expander("Teach the writer: tune the model on the gold set and on your approved or edited copy"):
+    from core.copy import teaching
+    from core.llm.tuning import TuneConfig, approx_tokens, estimate_seconds, read_manifest
+
+    settings = load_settings()
+    try:
+        adapter = resolve_adapter(settings.adapter, settings.model)
+    except MarketLabError as e:
+        show_error(e)
+        adapter = None
+    if adapter:
+        made = read_manifest(adapter)
+        st.caption(plain(f"The writer now: {settings.model.split('/')[-1]} tuned with the adapter in {adapter}"
+                         + (f" ({made['data']['pairs']} examples, {made.get('created', '')[:10]})" if made.get("data") else "")
+                         + ". It writes without few-shot examples."))
+    else:
+        st.caption("The writer now: the base model, steered by few-shot examples in every prompt (slower: the examples "
+                   "are most of what it reads).")
+    lessons = cached_read(teaching.teaching_set, reads=("copy_variants", "products"))
+    config = TuneConfig()
+    seconds = estimate_seconds(approx_tokens(lessons.pairs), config.epochs)
+    sources = lessons.by_source()
+    st.markdown(plain(f"It would learn from {count(len(lessons.pairs), 'example')}: {sources.get('gold', 0)} from the gold set, "
+                      f"{sources.get('approved', 0)} you approved, {sources.get('edited', 0)} you edited"
+                      f"{f' ({len(lessons.refused)} left out: they fail a check)' if lessons.refused else ''}. "
+                      f"{config.epochs} epochs take about {duration(seconds)} on this machine's CPU; it runs as a job, "
+                      f"so you can keep working, and Stop keeps a checkpoint to go on from."))
+    out_dir = settings.db_path.parent / "adapters" / "mine"  # beside the database: data/adapters/mine by default
+    teach = st.button("Teach the writer", key="copy_teach", icon=":material/school:",
+                      disabled=not lessons.pairs or not store.user.can_edit, help=None if store.user.can_edit else VIEWER_HELP)
+    if teach:
+        try:
+            from core.llm.generator import base_model_dir
+            from core.llm.loading import resolve_model
+
+            base_dir, _ = base_model_dir(settings.model, settings.model_cache)
+            work = teaching.teach_work(store, lessons, base_dir, out_dir, config, base_name=resolve_model(settings.model).name)
+            get_job_board().submit("Teaching the writer", store.user.name, teaching.steps_of(lessons, config), work, unit="step")
+            st.rerun()
+        except MarketLabError as e:
+            show_error(e)
+    if (out_dir / "manifest.json").is_file() and adapter != out_dir.resolve():
+        st.info(plain(f"An adapter you trained is in {out_dir}. To write with it, set MARKETLAB_ADAPTER={out_dir} and restart "
+                      "MarketLab (make run); set it to none to go back to the base model."))
+
 # ---------------------------------------------------------------- the variants, side by side
 shown = cached_read(list_variants, VariantFilter(product_ids=tuple(product_ids), channel=channel, statuses=("draft", "approved")))
 if not product_ids:
@@ -410,50 +455,3 @@ else:
     e2.download_button(f"JSON ({count(len(approved), 'variant')})",
                        export.approved_json(store, channel=channel, product_ids=product_ids),
                        file_name=f"copy-{channel}.json", mime="application/json", key="copy_export_json")
-
-# ---------------------------------------------------------------- teach the writer
-st.subheader("Teach the writer")
-with st.expander("Tune the model on copy that passed every check: the gold set and your approved or edited copy"):
-    from core.copy import teaching
-    from core.llm.tuning import TuneConfig, approx_tokens, estimate_seconds, read_manifest
-
-    settings = load_settings()
-    try:
-        adapter = resolve_adapter(settings.adapter, settings.model)
-    except MarketLabError as e:
-        show_error(e)
-        adapter = None
-    if adapter:
-        made = read_manifest(adapter)
-        st.caption(plain(f"The writer now: {settings.model.split('/')[-1]} tuned with the adapter in {adapter}"
-                         + (f" ({made['data']['pairs']} examples, {made.get('created', '')[:10]})" if made.get("data") else "")
-                         + ". It writes without few-shot examples."))
-    else:
-        st.caption("The writer now: the base model, steered by few-shot examples in every prompt (slower: the examples "
-                   "are most of what it reads).")
-    lessons = cached_read(teaching.teaching_set, reads=("copy_variants", "products"))
-    config = TuneConfig()
-    seconds = estimate_seconds(approx_tokens(lessons.pairs), config.epochs)
-    sources = lessons.by_source()
-    st.markdown(plain(f"It would learn from {count(len(lessons.pairs), 'example')}: {sources.get('gold', 0)} from the gold set, "
-                      f"{sources.get('approved', 0)} you approved, {sources.get('edited', 0)} you edited"
-                      f"{f' ({len(lessons.refused)} left out: they fail a check)' if lessons.refused else ''}. "
-                      f"{config.epochs} epochs take about {duration(seconds)} on this machine's CPU; it runs as a job, "
-                      f"so you can keep working, and Stop keeps a checkpoint to go on from."))
-    out_dir = Path("data/adapters/mine")
-    teach = st.button("Teach the writer", key="copy_teach", icon=":material/school:",
-                      disabled=not lessons.pairs or not store.user.can_edit, help=None if store.user.can_edit else VIEWER_HELP)
-    if teach:
-        try:
-            from core.llm.generator import base_model_dir
-            from core.llm.loading import resolve_model
-
-            base_dir, _ = base_model_dir(settings.model, settings.model_cache)
-            work = teaching.teach_work(store, lessons, base_dir, out_dir, config, base_name=resolve_model(settings.model).name)
-            get_job_board().submit("Teaching the writer", store.user.name, teaching.steps_of(lessons, config), work, unit="step")
-            st.rerun()
-        except MarketLabError as e:
-            show_error(e)
-    if (out_dir / "manifest.json").is_file() and adapter != out_dir.resolve():
-        st.info(plain(f"An adapter you trained is in {out_dir}. To write with it, set MARKETLAB_ADAPTER={out_dir} and restart "
-                      "MarketLab (make run); set it to none to go back to the base model."))

@@ -524,3 +524,31 @@ def test_an_error_a_page_did_not_catch_is_shown_as_a_message_not_a_traceback(db_
     at.run()
     assert not at.exception
     assert any("The overview could not be read" in e.value for e in at.error)
+
+
+def test_teaching_the_writer_runs_as_a_job_and_says_where_the_adapter_is(demo_db: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                         smol_tokenizer_dir: Path, tmp_path: Path) -> None:
+    """Copy Studio's 'Teach the writer': what it learns from and how long, then a training job with progress in steps."""
+    from conftest import build_tiny_llama
+    from core.copy import teaching
+    from core.llm import generator
+    from pages._resources import get_job_board
+
+    monkeypatch.setenv("MARKETLAB_DB", str(demo_db))
+    tiny = build_tiny_llama(smol_tokenizer_dir, tmp_path / "tiny", max_positions=2048)
+    few = teaching.Lessons(teaching.gold_lessons().pairs[:4], [])
+    monkeypatch.setattr(teaching, "teaching_set", lambda store: few)  # four lessons: a few seconds of training
+    monkeypatch.setattr(generator, "base_model_dir", lambda model, cache: (tiny, False))
+    at = open_app("pages/copy_studio.py")
+    assert not at.exception
+    assert any("It would learn from 4 examples: 4 from the gold set" in m.value for m in at.markdown), [m.value for m in at.markdown][-5:]
+    at.button(key="copy_teach").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert get_job_board().wait(120), "the training job did not end"
+    at.run()
+    assert not at.exception
+    done = [s.value.replace("\\", "") for s in at.success if s.value.startswith("Teaching the writer")]
+    assert done and "Adapter saved to" in done[0], [s.value for s in at.success]
+    adapter = demo_db.parent / "adapters" / "mine"
+    assert (adapter / "manifest.json").is_file()
+    assert any(f"MARKETLAB_ADAPTER={adapter}" in i.value.replace("\\", "") for i in at.info)

@@ -42,8 +42,10 @@ _CHECKPOINT = ".checkpoint"
 # Every attention and MLP projection of a Llama-shaped model (SmolLM2's): the recipe bench/tune_speed.py measured.
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Training tokens a second, forward and backward, LoRA r=16 on SmolLM2-135M (bench/RESULTS.md): the idle 2-core
-# CPU box in float32, and one H200 in bfloat16. Used only to say how long a run will take before it starts.
-TOKENS_PER_SECOND = {"cpu": 220.0, "cuda": 60_000.0}
+# CPU box in float32 on the gold set's lessons (batches of 8 × ~500 tokens: ~48 s a step, 2026-12-07; the 220
+# tokens/s of 8 × 64-token steps does not hold for prompts this long), and one H200 in bfloat16. Used only to say
+# how long a run will take before it starts.
+TOKENS_PER_SECOND = {"cpu": 85.0, "cuda": 60_000.0}
 
 StepFn = Callable[[int, int, float], None]  # (steps done, steps in all, this step's loss)
 
@@ -245,6 +247,16 @@ def _restore(folder: Path, model: Any, optimizer: Any, scheduler: Any, digest: s
     return state
 
 
+def _half_size(weights: Path) -> None:
+    """The adapter's weights in float16: half the size in the repository (~10 MB at r=16), and merging them
+    into a float32 or bfloat16 model at load loses nothing that shows."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    if weights.is_file():
+        save_file({k: v.to(torch.float16) for k, v in load_file(str(weights)).items()}, str(weights), metadata={"format": "pt"})
+
+
 def train_adapter(base_dir: Path, pairs: Sequence[TrainingPair], out_dir: Path, config: TuneConfig = TuneConfig(), *,
                   base_name: str = "", device: str = "cpu", on_step: StepFn | None = None,
                   resume: bool = True, extra_manifest: dict[str, Any] | None = None) -> TuneResult:
@@ -309,6 +321,7 @@ def train_adapter(base_dir: Path, pairs: Sequence[TrainingPair], out_dir: Path, 
         if step % config.checkpoint_every == 0 and step < total:
             _save_checkpoint(checkpoint, model, optimizer, scheduler, {"step": step, "digest": digest, "losses": losses})
     model.save_pretrained(str(out_dir))
+    _half_size(out_dir / "adapter_model.safetensors")
     shutil.rmtree(checkpoint, ignore_errors=True)
     first, last = losses[:per_epoch], losses[-per_epoch:]
     sources: dict[str, int] = {}
