@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import catalog, segments
 from core.catalog import CatalogFilter
-from core.copy import export
+from core.copy import export, teaching
 from core.copy.ad_strength import LEVELS
 from core.copy.asset_actions import regenerate_assets, set_keywords, set_locked, set_pin
 from core.copy.export import PIN_POSITIONS
@@ -20,7 +20,8 @@ from core.copy.writing_job import write_copy_work
 from core.config import load_settings
 from core.errors import MarketLabError
 from core.jobs import Job
-from core.llm.loading import resolve_adapter
+from core.llm.loading import resolve_adapter, resolve_model
+from core.llm.tuning import TuneConfig, approx_tokens, estimate_seconds, read_manifest
 from pages._resources import ALL_BUT_COPY, cached_read, get_engine, get_job_board, get_store, note_engine_loaded
 from pages._shell import ensure_shell
 from pages._widgets import VIEWER_HELP, count, duration, plain, show_error
@@ -311,9 +312,6 @@ def _review_buttons(v: Variant, edited: dict[str, str], editor: bool) -> None:
 
 # ---------------------------------------------------------------- teach the writer
 with st.expander("Teach the writer: tune the model on the gold set and on your approved or edited copy"):
-    from core.copy import teaching
-    from core.llm.tuning import TuneConfig, approx_tokens, estimate_seconds, read_manifest
-
     settings = load_settings()
     try:
         adapter = resolve_adapter(settings.adapter, settings.model)
@@ -342,8 +340,7 @@ with st.expander("Teach the writer: tune the model on the gold set and on your a
                       disabled=not lessons.pairs or not store.user.can_edit, help=None if store.user.can_edit else VIEWER_HELP)
     if teach:
         try:
-            from core.llm.generator import base_model_dir
-            from core.llm.loading import resolve_model
+            from core.llm.generator import base_model_dir  # torch and transformers load here, only when asked
 
             base_dir, _ = base_model_dir(settings.model, settings.model_cache)
             work = teaching.teach_work(store, lessons, base_dir, out_dir, config, base_name=resolve_model(settings.model).name)
