@@ -213,7 +213,7 @@ def cmd_tune(args: argparse.Namespace, store: Store) -> int:
     from core.copy.gold import read_gold
     from core.copy.teaching import teaching_set
     from core.llm.generator import base_model_dir
-    from core.llm.loading import resolve_model
+    from core.llm.loading import pick_device, resolve_model
     from core.llm.tuning import TuneConfig, encode_pair, estimate_seconds, train_adapter
 
     settings = load_settings()
@@ -228,7 +228,7 @@ def cmd_tune(args: argparse.Namespace, store: Store) -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     tokens = sum(len(encode_pair(tokenizer, p)[0]) for p in lessons.pairs)
-    device = args.device if args.device != "auto" else ("cuda" if _has_cuda() else "cpu")
+    device = pick_device(args.device)[0].type  # "cuda" with no GPU is refused here, with what to set instead
     estimate = estimate_seconds(tokens, config.epochs, device)
     sources = ", ".join(f"{n} {s}" for s, n in sorted(lessons.by_source().items())) or "none"
     plan = (f"{len(lessons.pairs)} examples ({sources}), {tokens:,} tokens an epoch, {config.epochs} epochs on {device}: "
@@ -249,12 +249,6 @@ def cmd_tune(args: argparse.Namespace, store: Store) -> int:
                            device=device, on_step=step, extra_manifest={"command": "python -m core tune " + " ".join(args.argv)})
     _emit(result.manifest, args.json, result.summary + f" Use it with MARKETLAB_ADAPTER={result.out_dir}.")
     return 0
-
-
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _new_password(args: argparse.Namespace) -> str:

@@ -27,7 +27,7 @@ from core.copy.scoring import FAMOUS_BRANDS
 from core.copy.variant_store import VariantFilter, list_variants
 from core.errors import InvalidRequestError
 from core.jobs import JobContext, Work
-from core.llm.tuning import TrainingPair, TuneConfig, train_adapter
+from core.llm.tuning import TrainingPair, TuneConfig, total_steps, train_adapter
 from core.store import Store
 
 __all__ = ["Lessons", "gold_lessons", "lesson", "steps_of", "store_lessons", "teach_work", "teaching_set"]
@@ -126,4 +126,4 @@ def teach_work(store: Store, lessons: Lessons, base_dir: Path, out_dir: Path, co
 
 def steps_of(lessons: Lessons, config: TuneConfig) -> int:
     """How many training steps the job will report: its progress bar's total."""
-    return -(-len(lessons.pairs) // config.batch_size) * config.epochs
+    return total_steps(len(lessons.pairs), config)

@@ -33,7 +33,7 @@ from typing import Any
 
 from core.errors import InvalidRequestError, ModelLoadError
 
-__all__ = ["ADAPTER_CONFIG", "MANIFEST", "TrainingPair", "TuneConfig", "TuneResult", "approx_tokens", "estimate_seconds",
+__all__ = ["ADAPTER_CONFIG", "MANIFEST", "TrainingPair", "TuneConfig", "TuneResult", "approx_tokens", "estimate_seconds", "total_steps",
            "is_adapter", "pairs_digest", "read_manifest", "train_adapter"]
 
 MANIFEST = "manifest.json"
@@ -114,6 +114,11 @@ CHARS_PER_TOKEN = 3.5
 
 def approx_tokens(pairs: Sequence[TrainingPair]) -> int:
     return round(sum(sum(len(c) for _, c in p.messages) + len(p.answer) for p in pairs) / CHARS_PER_TOKEN)
+
+
+def total_steps(pairs: int, config: TuneConfig) -> int:
+    """Optimizer steps for ``pairs`` lessons: a step a batch, every epoch."""
+    return math.ceil(pairs / config.batch_size) * config.epochs
 
 
 def estimate_seconds(tokens: int, epochs: int, device: str = "cpu") -> float:
@@ -286,8 +291,8 @@ def train_adapter(base_dir: Path, pairs: Sequence[TrainingPair], out_dir: Path, 
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
-    per_epoch = math.ceil(len(kept) / config.batch_size)
-    total = per_epoch * config.epochs
+    total = total_steps(len(kept), config)
+    per_epoch = total // config.epochs
     # A tenth of the steps warm up (none in a run under ten steps: a warm-up step trains at rate 0).
     scheduler = get_linear_schedule_with_warmup(optimizer, total // 10, total)
     digest = pairs_digest(pairs, config)
